@@ -1,0 +1,8 @@
+//! Shared vocabulary of dipper: feature schemas, the decoding of events into numeric feature rows, and the errors
+//! that name where bad input came from. Every other crate builds on these types; this crate has no I/O of its own.
+
+pub mod row;
+pub mod schema;
+
+pub use row::{DecodeError, MissingPolicy, RowDecoder};
+pub use schema::{FeatureKind, FeatureSchema, FeatureSpec, SchemaError};
