@@ -1,1 +1,41 @@
-fn main() {}
+//! The `dipper` command: real-time machine learning on Apache Kafka.
+//!
+//! Subcommands live in their own modules; this file only parses the command line and maps errors to exit codes
+//! (0 success, 1 failure, 2 usage error).
+
+mod predict;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dipper",
+    version,
+    about = "Real-time machine learning on Apache Kafka"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Score a JSON-lines file or stream with a model, one output line per input event.
+    Predict(predict::PredictArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Predict(args) => predict::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dipper: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
