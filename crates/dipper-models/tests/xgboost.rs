@@ -20,11 +20,22 @@ fn read(path: &Path) -> String {
 
 /// Loads a case and checks every row against XGBoost's output.
 fn check_case(name: &str) {
+    if let Err(e) = compare_case(name, None) {
+        panic!("{name}: {e}");
+    }
+}
+
+/// Scores a case's inputs with its model (or with `model_json` instead) and returns the first difference from
+/// XGBoost's output.
+fn compare_case(name: &str, model_json: Option<&Value>) -> Result<(), String> {
     let dir = fixtures().join(name);
     let case: Value = serde_json::from_str(&read(&dir.join("case.json"))).unwrap();
     assert_eq!(case["format"], "xgboost");
-    let model = load(&dir.join(case["model"].as_str().unwrap()), None)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let model = match model_json {
+        None => load(&dir.join(case["model"].as_str().unwrap()), None),
+        Some(v) => load_xgb(v.to_string().as_bytes()),
+    }
+    .map_err(|e| format!("load: {e}"))?;
     let info = model.info();
     let want_task = match case["task"].as_str().unwrap() {
         "classification" => Task::Classification,
@@ -48,7 +59,7 @@ fn check_case(name: &str) {
     for (i, line) in read(&dir.join("input.jsonl")).lines().enumerate() {
         let mut row = vec![0.0; nf];
         dec.decode_json(line.as_bytes(), &mut row)
-            .unwrap_or_else(|e| panic!("{name} line {}: {e}", i + 1));
+            .map_err(|e| format!("line {}: {e}", i + 1))?;
         rows.extend(row);
     }
     let expected: Vec<Value> = read(&dir.join("expected.jsonl"))
@@ -56,48 +67,49 @@ fn check_case(name: &str) {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let mut out = Predictions::default();
-    model.predict_batch(&rows, &mut out).unwrap();
+    model
+        .predict_batch(&rows, &mut out)
+        .map_err(|e| e.to_string())?;
     assert_eq!(out.len(), expected.len(), "{name}: row count");
     let tol = case["tolerance"].as_f64().unwrap();
     let mut one = Predictions::default();
     for (i, exp) in expected.iter().enumerate() {
         model
             .predict_one(&rows[i * nf..(i + 1) * nf], &mut one)
-            .unwrap();
-        assert_eq!(
-            one.get(0),
-            out.get(i),
-            "{name} row {i}: single row differs from batch"
-        );
+            .map_err(|e| e.to_string())?;
+        if one.get(0) != out.get(i) {
+            return Err(format!(
+                "row {i}: single row {:?} differs from batch {:?}",
+                one.get(0),
+                out.get(i)
+            ));
+        }
         match out.get(i) {
             PredictionRef::Value(v) => {
                 let e = exp["prediction"].as_f64().unwrap();
-                assert!(
-                    (v - e).abs() <= tol.max(1e-6 * e.abs()),
-                    "{name} row {i}: {v} != {e}"
-                );
+                if (v - e).abs() > tol.max(1e-6 * e.abs()) {
+                    return Err(format!("row {i}: {v} != {e}"));
+                }
             }
             PredictionRef::Class {
                 index,
                 probabilities,
             } => {
-                assert_eq!(
-                    info.classes[index].to_string(),
-                    exp["prediction"].to_string(),
-                    "{name} row {i}: label"
-                );
+                let (label, want) = (&info.classes[index], &exp["prediction"]);
+                if serde_json::to_value(label).ok().as_ref() != Some(want) {
+                    return Err(format!("row {i}: label {label} != {want}"));
+                }
                 for (k, p) in exp["probabilities"].as_object().unwrap() {
                     let j: usize = k.parse().unwrap();
                     let p = p.as_f64().unwrap();
-                    assert!(
-                        (probabilities[j] - p).abs() <= tol,
-                        "{name} row {i}: p[{k}] {} != {p}",
-                        probabilities[j]
-                    );
+                    if (probabilities[j] - p).abs() > tol {
+                        return Err(format!("row {i}: p[{k}] {} != {p}", probabilities[j]));
+                    }
                 }
             }
         }
     }
+    Ok(())
 }
 
 macro_rules! cases {
@@ -381,4 +393,68 @@ fn multiclass_base_score_scalar_is_spread() {
         v["learner"]["learner_model_param"]["base_score"] = "5E-1".into()
     });
     assert!(load_xgb(v.to_string().as_bytes()).is_ok());
+}
+
+// ---- the fixtures exercise what they are named for ----
+
+#[test]
+fn early_stopping_case_differs_with_every_round() {
+    let v = edit("early_stopping", |v| {
+        v["learner"]["attributes"]
+            .as_object_mut()
+            .unwrap()
+            .remove("best_iteration");
+    });
+    assert!(compare_case("early_stopping", Some(&v)).is_err());
+}
+
+#[test]
+fn dart_case_differs_without_tree_weights() {
+    let v = edit("dart", |v| {
+        for w in v["learner"]["gradient_booster"]["weight_drop"]
+            .as_array_mut()
+            .unwrap()
+        {
+            *w = 1.0.into();
+        }
+    });
+    assert!(compare_case("dart", Some(&v)).is_err());
+}
+
+#[test]
+fn missing_values_case_depends_on_default_directions() {
+    let v = edit("missing_values", |v| {
+        for t in v["learner"]["gradient_booster"]["model"]["trees"]
+            .as_array_mut()
+            .unwrap()
+        {
+            for d in t["default_left"].as_array_mut().unwrap() {
+                *d = (1 - d.as_i64().unwrap()).into();
+            }
+        }
+    });
+    assert!(compare_case("missing_values", Some(&v)).is_err());
+}
+
+#[test]
+fn categorical_case_has_set_splits_that_matter() {
+    let v = edit("categorical", |v| {
+        for t in v["learner"]["gradient_booster"]["model"]["trees"]
+            .as_array_mut()
+            .unwrap()
+        {
+            for c in t["categories"].as_array_mut().unwrap() {
+                *c = (c.as_i64().unwrap() + 1).into();
+            }
+        }
+    });
+    assert!(compare_case("categorical", Some(&v)).is_err());
+    let m: Value = serde_json::from_slice(&model_bytes("categorical")).unwrap();
+    let multi = m["learner"]["gradient_booster"]["model"]["trees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["categories_sizes"].as_array().unwrap().clone())
+        .any(|n| n.as_i64().unwrap() > 1);
+    assert!(multi, "no partition split with several categories");
 }

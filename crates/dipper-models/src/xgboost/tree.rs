@@ -79,7 +79,7 @@ pub(super) fn translate(tree: &Tree, leaves: Leaves) -> Result<Vec<BuildNode>, T
 
     let mut leaf_ordinal = 0usize;
     let mut nodes = Vec::with_capacity(n);
-    for i in 0..n {
+    for (i, set) in sets.into_iter().enumerate() {
         let left = tree.left_children[i];
         if left == -1 {
             nodes.push(match leaves {
@@ -156,7 +156,7 @@ pub(super) fn translate(tree: &Tree, leaves: Leaves) -> Result<Vec<BuildNode>, T
             // In the set goes right: "yes" is the right child.
             1 => BuildNode::Split {
                 feature,
-                test: SplitTest::InSet(sets[i].clone().unwrap_or_default()),
+                test: SplitTest::InSet(set.unwrap_or_default()),
                 missing: Missing::NanTo(if default_left {
                     Branch::No
                 } else {
