@@ -139,7 +139,7 @@ pub fn load(bytes: &[u8], ctx: &LoadContext) -> Result<TreeModel, ModelError> {
             ));
         }
     }
-    if n_trees % header.trees_per_iteration != 0 {
+    if n_trees.checked_rem(header.trees_per_iteration) != Some(0) {
         return Err(err.whole(format!(
             "{n_trees} trees is not a whole number of iterations of {} trees",
             header.trees_per_iteration
