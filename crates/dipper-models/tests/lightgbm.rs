@@ -431,3 +431,36 @@ fn non_utf8_and_garbage_never_panic() {
         let _ = load_bytes(&damaged, "model.txt", "model", Some(Format::Lightgbm));
     }
 }
+
+#[test]
+fn ten_thousand_trees_load() {
+    // The fraud model's 40 trees, repeated to 10,000 and renumbered.
+    let text = read(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/interop/fraud_lgbm/model.txt"),
+    );
+    let first = text.find("Tree=0").unwrap();
+    let end = text.find("end of trees").unwrap();
+    let header: String = text[..first]
+        .lines()
+        .filter(|l| !l.starts_with("tree_sizes="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let blocks: Vec<&str> = text[first..end]
+        .split("Tree=")
+        .filter(|b| !b.is_empty())
+        .collect();
+    let mut big = header;
+    for i in 0..10_000 {
+        let block = blocks[i % blocks.len()];
+        big.push_str(&format!("Tree={i}{}", &block[block.find('\n').unwrap()..]));
+    }
+    big.push_str(&text[end..]);
+    let start = std::time::Instant::now();
+    let model = load_text(&big).unwrap();
+    eprintln!(
+        "10,000 trees ({} bytes) loaded in {:?}",
+        big.len(),
+        start.elapsed()
+    );
+    assert_eq!(model.info().features.len(), 12);
+}
