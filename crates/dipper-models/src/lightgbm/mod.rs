@@ -29,6 +29,9 @@ use crate::{LoadContext, ModelError, TreeModel};
 use text::{lines, Errors, Field, Line};
 use tree::TreeFields;
 
+/// More classes than this are refused before anything is sized by them.
+const MAX_CLASSES: usize = 1 << 16;
+
 /// Loads a LightGBM text model.
 pub fn load(bytes: &[u8], ctx: &LoadContext) -> Result<TreeModel, ModelError> {
     let err = Errors { ctx };
@@ -211,6 +214,12 @@ impl<'a> Header<'a> {
         let num_class: usize = num_class_field.scalar(err)?;
         if num_class == 0 {
             return Err(err.parse(num_class_field.line, "num_class must be at least 1"));
+        }
+        if num_class > MAX_CLASSES {
+            return Err(err.unsupported(
+                num_class_field.line,
+                format!("num_class={num_class} (more than {MAX_CLASSES} classes)"),
+            ));
         }
         let trees_per_iteration = match fields.get("num_tree_per_iteration") {
             Some(f) => {

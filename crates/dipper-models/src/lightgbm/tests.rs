@@ -323,3 +323,23 @@ fn structural_errors() {
     let e = load(&bytes, &ctx()).unwrap_err();
     assert!(e.to_string().contains("m.txt line 1"), "{e}");
 }
+
+#[test]
+fn huge_counts_are_errors_not_allocations() {
+    for tree in [
+        "num_leaves=18446744073709551615\nnum_cat=0\nleaf_value=1 2".to_string(),
+        "num_leaves=1000000000000\nnum_cat=0\nleaf_value=1 2".to_string(),
+        stump(0).replace("num_cat=0", "num_cat=18446744073709551615")
+            + "\ncat_boundaries=0\ncat_threshold=1",
+        stump(0).replace("num_cat=0", "num_cat=4000000000") + "\ncat_boundaries=0\ncat_threshold=1",
+    ] {
+        let e = error(&regression(&[&tree]));
+        assert!(matches!(e, ModelError::Parse { .. }), "{e}");
+    }
+    let e = error(&model(
+        "num_class=1\nnum_tree_per_iteration=99999999999999999999",
+        &[],
+        "",
+    ));
+    assert!(e.to_string().contains("cannot read"), "{e}");
+}

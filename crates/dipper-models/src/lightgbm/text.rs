@@ -77,7 +77,8 @@ impl<'a> Field<'a> {
         expected: Option<usize>,
         err: Errors<'_>,
     ) -> Result<Vec<T>, ModelError> {
-        let mut out = Vec::with_capacity(expected.unwrap_or(0));
+        // The capacity is bounded by the text, whatever count the file claims.
+        let mut out = Vec::with_capacity(expected.unwrap_or(0).min(self.value.len() / 2 + 1));
         for (i, token) in self.value.split(' ').filter(|t| !t.is_empty()).enumerate() {
             out.push(parse_token(token, self.key, i, self.line, err)?);
         }

@@ -245,7 +245,10 @@ impl<'a> TreeFields<'a> {
             })
         };
         let bounds_field = need(&self.cat_boundaries, "cat_boundaries")?;
-        let bounds: Vec<usize> = bounds_field.array(Some(num_cat + 1), err)?;
+        let n_bounds = num_cat
+            .checked_add(1)
+            .ok_or_else(|| err.parse(bounds_field.line, "num_cat is too large"))?;
+        let bounds: Vec<usize> = bounds_field.array(Some(n_bounds), err)?;
         let words_field = need(&self.cat_threshold, "cat_threshold")?;
         let words: Vec<u32> = words_field.array(None, err)?;
         if bounds[0] != 0
