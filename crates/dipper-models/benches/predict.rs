@@ -12,9 +12,13 @@ use dipper_models::{Model, Predictions};
 
 fn setup() -> (Arc<dyn Model>, Vec<f64>, Vec<String>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bench");
-    let model = dipper_models::load(&dir.join("lgbm_100x31x30.txt"), None).expect("bench model loads");
-    let lines: Vec<String> =
-        std::fs::read_to_string(dir.join("rows.jsonl")).unwrap().lines().map(String::from).collect();
+    let model =
+        dipper_models::load(&dir.join("lgbm_100x31x30.txt"), None).expect("bench model loads");
+    let lines: Vec<String> = std::fs::read_to_string(dir.join("rows.jsonl"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     let mut dec = RowDecoder::new(model.info().features.clone(), MissingPolicy::Allow);
     let nf = model.info().features.len();
     let mut rows = vec![0.0; lines.len() * nf];
@@ -32,7 +36,9 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("lgbm_100x31x30");
     g.throughput(Throughput::Elements(n as u64));
-    g.bench_function("batch_1000_rows", |b| b.iter(|| model.predict_batch(&rows, &mut out).unwrap()));
+    g.bench_function("batch_1000_rows", |b| {
+        b.iter(|| model.predict_batch(&rows, &mut out).unwrap())
+    });
     g.bench_function("single_row_x1000", |b| {
         b.iter(|| {
             for row in rows.chunks_exact(nf) {

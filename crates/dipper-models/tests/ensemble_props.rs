@@ -23,12 +23,17 @@ fn test_strategy() -> impl Strategy<Value = SplitTest> {
         t.clone().prop_map(SplitTest::Lt),
         prop_oneof![Just(0.0), Just(1.0), Just(2.0)].prop_map(SplitTest::Eq),
         prop::collection::vec(0u32..70, 0..5).prop_map(SplitTest::InSet),
+        prop::collection::vec(0u32..70, 0..5).prop_map(SplitTest::InSetTruncating),
     ]
 }
 
 fn missing_strategy() -> impl Strategy<Value = Missing> {
     let b = prop_oneof![Just(Branch::Yes), Just(Branch::No)];
-    prop_oneof![b.clone().prop_map(Missing::NanTo), Just(Missing::NanAsZero), b.prop_map(Missing::NanOrZeroTo)]
+    prop_oneof![
+        b.clone().prop_map(Missing::NanTo),
+        Just(Missing::NanAsZero),
+        b.prop_map(Missing::NanOrZeroTo)
+    ]
 }
 
 fn tree_strategy() -> impl Strategy<Value = T> {
@@ -37,7 +42,13 @@ fn tree_strategy() -> impl Strategy<Value = T> {
         prop::collection::vec(-5.0..5.0f64, N_OUTPUTS).prop_map(T::Vector),
     ];
     leaf.prop_recursive(7, 64, 2, |inner| {
-        (0..N_FEATURES, test_strategy(), missing_strategy(), inner.clone(), inner)
+        (
+            0..N_FEATURES,
+            test_strategy(),
+            missing_strategy(),
+            inner.clone(),
+            inner,
+        )
             .prop_map(|(f, t, m, y, n)| T::Split(f, t, m, Box::new(y), Box::new(n)))
     })
 }
@@ -50,7 +61,13 @@ fn flatten(t: &T, out: &mut Vec<BuildNode>) -> usize {
         T::Split(f, test, missing, y, n) => {
             let no = flatten(n, out);
             let yes = flatten(y, out);
-            BuildNode::Split { feature: *f, test: test.clone(), missing: *missing, yes, no }
+            BuildNode::Split {
+                feature: *f,
+                test: test.clone(),
+                missing: *missing,
+                yes,
+                no,
+            }
         }
     };
     out.push(node);
@@ -70,7 +87,7 @@ fn reference(t: &T, row: &[f64], output: usize, acc: &mut [f64]) {
                     x = 0.0;
                     None
                 }
-                Missing::NanOrZeroTo(b) if x.is_nan() || x.abs() <= 1e-35 => Some(*b),
+                Missing::NanOrZeroTo(b) if x.is_nan() || x.abs() <= 1e-35_f32 as f64 => Some(*b),
                 _ => None,
             };
             let yes = match default {
@@ -79,7 +96,12 @@ fn reference(t: &T, row: &[f64], output: usize, acc: &mut [f64]) {
                     SplitTest::Le(t) => x <= *t,
                     SplitTest::Lt(t) => x < *t,
                     SplitTest::Eq(t) => x == *t,
-                    SplitTest::InSet(cats) => x >= 0.0 && cats.contains(&(x.trunc() as u32)) && x < 1e9,
+                    SplitTest::InSet(cats) => {
+                        x >= 0.0 && cats.contains(&(x.trunc() as u32)) && x < 1e9
+                    }
+                    SplitTest::InSetTruncating(cats) => {
+                        x > -1.0 && cats.contains(&(x.trunc() as u32)) && x < 1e9
+                    }
                 },
             };
             reference(if yes { y } else { n }, row, output, acc)
@@ -88,7 +110,15 @@ fn reference(t: &T, row: &[f64], output: usize, acc: &mut [f64]) {
 }
 
 fn value_strategy() -> impl Strategy<Value = f64> {
-    prop_oneof![Just(f64::NAN), Just(0.0), Just(-0.0), Just(1e-40), Just(1.0), Just(2.0), -4.0..70.0f64]
+    prop_oneof![
+        Just(f64::NAN),
+        Just(0.0),
+        Just(-0.0),
+        Just(1e-40),
+        Just(1.0),
+        Just(2.0),
+        -4.0..70.0f64
+    ]
 }
 
 proptest! {

@@ -4,7 +4,7 @@
 //! reference (range, cycles, shared children, depth), lays the tree out depth-first and packs categorical sets
 //! into bitsets. Errors say which tree and node are at fault so loaders can name the place in the file.
 
-use super::{flag, op, Node, TreeEnsemble};
+use super::{flag, op, Group, Node, Tree, TreeEnsemble, LANES};
 
 /// Deepest tree accepted; deeper trees are certainly corrupt and would make walks pathological.
 const MAX_DEPTH: usize = 4096;
@@ -38,8 +38,10 @@ pub enum SplitTest {
     Lt(f64),
     /// `x == threshold`
     Eq(f64),
-    /// The value, truncated to an integer, is one of these category codes (negative values never are).
+    /// The value is not negative and, truncated to an integer, is one of these category codes (XGBoost, ONNX).
     InSet(Vec<u32>),
+    /// The value truncated toward zero is one of these codes, so values in (-1, 0) are category 0 (LightGBM).
+    InSetTruncating(Vec<u32>),
 }
 
 /// One node of a tree as a loader reads it.
@@ -127,7 +129,9 @@ impl EnsembleBuilder {
                 n_features,
                 n_outputs,
                 nodes: Vec::new(),
-                roots: Vec::new(),
+                payload: Vec::new(),
+                trees: Vec::new(),
+                groups: Vec::new(),
                 leaf_values: Vec::new(),
                 cat_bits: Vec::new(),
                 base: vec![0.0; n_outputs],
@@ -162,7 +166,7 @@ impl EnsembleBuilder {
         root: usize,
         output: usize,
     ) -> Result<(), BuildError> {
-        let tree = self.e.roots.len();
+        let tree = self.e.trees.len();
         if output >= self.e.n_outputs {
             return Err(BuildError::OutputOutOfRange {
                 tree,
@@ -179,25 +183,35 @@ impl EnsembleBuilder {
         }
         let start = self.e.nodes.len();
         let mark = (self.e.leaf_values.len(), self.e.cat_bits.len());
-        let result = self.lay_out(tree, nodes, root, output);
-        if result.is_err() {
-            self.e.nodes.truncate(start);
-            self.e.leaf_values.truncate(mark.0);
-            self.e.cat_bits.truncate(mark.1);
-        } else {
-            self.e.roots.push(start as u32);
+        match self.lay_out(tree, nodes, root) {
+            Ok((depth, simple)) => {
+                self.e.trees.push(Tree {
+                    root: start as u32,
+                    output: output as u32,
+                    depth,
+                    simple,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.e.nodes.truncate(start);
+                self.e.payload.truncate(start);
+                self.e.leaf_values.truncate(mark.0);
+                self.e.cat_bits.truncate(mark.1);
+                Err(e)
+            }
         }
-        result
     }
 
+    /// Lays a tree out depth-first; returns its depth and whether it has only `LE` splits.
     fn lay_out(
         &mut self,
         tree: usize,
         nodes: &[BuildNode],
         root: usize,
-        output: usize,
-    ) -> Result<(), BuildError> {
+    ) -> Result<(u32, bool), BuildError> {
         let mut visited = vec![false; nodes.len()];
+        let (mut max_depth, mut simple) = (0, true);
         // Stack of (source node, depth, parent slot whose `no` must point at it).
         let mut stack: Vec<(usize, usize, Option<usize>)> = vec![(root, 0, None)];
         while let Some((src, depth, parent)) = stack.pop() {
@@ -215,14 +229,19 @@ impl EnsembleBuilder {
             if let Some(p) = parent {
                 self.e.nodes[p].no = slot as u32;
             }
-            let node = match &nodes[src] {
-                BuildNode::Leaf(v) => Node {
-                    value: *v,
-                    feature: output as u32,
-                    no: 0,
-                    op: op::LEAF,
-                    flags: 0,
-                },
+            // Leaves never pass their test (NaN threshold) and point to themselves, so walks stay on them.
+            let leaf = |op| Node {
+                value: f64::NAN,
+                feature: 0,
+                no: slot as u32,
+                op,
+                flags: 0,
+            };
+            let (node, payload) = match &nodes[src] {
+                BuildNode::Leaf(v) => {
+                    max_depth = max_depth.max(depth);
+                    (leaf(op::LEAF), *v)
+                }
                 BuildNode::LeafVector(values) => {
                     if values.len() != self.e.n_outputs {
                         return Err(BuildError::LeafWidth {
@@ -232,15 +251,10 @@ impl EnsembleBuilder {
                             expected: self.e.n_outputs,
                         });
                     }
-                    let offset = self.e.leaf_values.len() as u32;
+                    max_depth = max_depth.max(depth);
+                    let offset = self.e.leaf_values.len();
                     self.e.leaf_values.extend_from_slice(values);
-                    Node {
-                        value: 0.0,
-                        feature: offset,
-                        no: 0,
-                        op: op::LEAF_VECTOR,
-                        flags: 0,
-                    }
+                    (leaf(op::LEAF_VECTOR), offset as f64)
                 }
                 BuildNode::Split {
                     feature,
@@ -268,21 +282,27 @@ impl EnsembleBuilder {
                         });
                     }
                     let (op, value) = self.compile_test(tree, src, test)?;
+                    let flags = missing_flags(*missing, test);
+                    simple &= op == op::LE && flags & flag::ZERO_MISSING == 0;
                     // "no" is pushed first so "yes" is laid out right after this node.
                     stack.push((*no, depth + 1, Some(slot)));
                     stack.push((*yes, depth + 1, None));
-                    Node {
-                        value,
-                        feature: *feature as u32,
-                        no: 0,
-                        op,
-                        flags: missing_flags(*missing),
-                    }
+                    (
+                        Node {
+                            value,
+                            feature: *feature as u32,
+                            no: 0,
+                            op,
+                            flags,
+                        },
+                        0.0,
+                    )
                 }
             };
             self.e.nodes.push(node);
+            self.e.payload.push(payload);
         }
-        Ok(())
+        Ok((max_depth as u32, simple))
     }
 
     fn compile_test(
@@ -300,9 +320,9 @@ impl EnsembleBuilder {
         };
         Ok(match test {
             SplitTest::Le(t) => (op::LE, threshold(*t)?),
-            SplitTest::Lt(t) => (op::LT, threshold(*t)?),
+            SplitTest::Lt(t) => (op::LE, below(threshold(*t)?)),
             SplitTest::Eq(t) => (op::EQ, threshold(*t)?),
-            SplitTest::InSet(cats) => {
+            SplitTest::InSet(cats) | SplitTest::InSetTruncating(cats) => {
                 let max = cats.iter().copied().max().unwrap_or(0);
                 if max > MAX_CATEGORY {
                     return Err(BuildError::CategoryTooLarge {
@@ -322,12 +342,18 @@ impl EnsembleBuilder {
                     self.e.cat_bits[offset + c as usize / 32] |= 1 << (c % 32);
                 }
                 let packed = offset as u64 | (words as u64) << 32;
-                (op::IN_SET, f64::from_bits(packed))
+                let op = if matches!(test, SplitTest::InSet(_)) {
+                    op::IN_SET
+                } else {
+                    op::IN_SET_TRUNC
+                };
+                (op, f64::from_bits(packed))
             }
         })
     }
 
-    pub fn build(self) -> Result<TreeEnsemble, BuildError> {
+    pub fn build(mut self) -> Result<TreeEnsemble, BuildError> {
+        self.e.groups = groups(&self.e.trees);
         if self.e.n_outputs == 0 {
             return Err(BuildError::NoOutputs);
         }
@@ -341,18 +367,67 @@ impl EnsembleBuilder {
     }
 }
 
-fn missing_flags(m: Missing) -> u8 {
-    let yes = |b: Branch| {
-        if b == Branch::Yes {
-            flag::DEFAULT_YES
-        } else {
-            0
-        }
-    };
+/// Flags for a split's missing rule. "NaN reads as zero" is decided now: the test's answer for 0 is fixed.
+fn missing_flags(m: Missing, test: &SplitTest) -> u8 {
+    let yes = |b: bool| if b { flag::DEFAULT_YES } else { 0 };
     match m {
-        // A plain comparison already sends NaN to "no": only "yes" needs the slow path.
-        Missing::NanTo(b) => yes(b),
-        Missing::NanAsZero => flag::NAN_AS_ZERO,
-        Missing::NanOrZeroTo(b) => flag::ZERO_MISSING | yes(b),
+        Missing::NanTo(b) => yes(b == Branch::Yes),
+        Missing::NanAsZero => yes(match test {
+            SplitTest::Le(t) => 0.0 <= *t,
+            SplitTest::Lt(t) => 0.0 < *t,
+            SplitTest::Eq(t) => 0.0 == *t,
+            SplitTest::InSet(c) | SplitTest::InSetTruncating(c) => c.contains(&0),
+        }),
+        Missing::NanOrZeroTo(b) => flag::ZERO_MISSING | yes(b == Branch::Yes),
+    }
+}
+
+/// The largest double below `t`, so that `x < t` is exactly `x <= below(t)` for every non-NaN `x`.
+fn below(t: f64) -> f64 {
+    if t == f64::NEG_INFINITY {
+        f64::NAN // nothing is below -inf: a NaN threshold makes `x <= t` false for all x
+    } else if t == 0.0 {
+        -f64::from_bits(1)
+    } else if t > 0.0 {
+        f64::from_bits(t.to_bits() - 1)
+    } else {
+        f64::from_bits(t.to_bits() + 1)
+    }
+}
+
+/// Groups consecutive simple trees in lockstep lanes; other trees go in groups walked one by one.
+fn groups(trees: &[Tree]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, t) in trees.iter().enumerate() {
+        match groups.last_mut() {
+            Some(g) if g.simple == t.simple && (!g.simple || g.len < LANES) => {
+                g.len += 1;
+                g.depth = g.depth.max(t.depth);
+            }
+            _ => groups.push(Group {
+                start: i,
+                len: 1,
+                depth: t.depth,
+                simple: t.simple,
+            }),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::below;
+
+    #[test]
+    fn below_is_the_previous_double() {
+        for t in [0.5, -0.5, 1e300, -1e-300, f64::MAX, f64::MIN_POSITIVE, 3.0] {
+            let b = below(t);
+            assert!(b < t && b.next_up() == t, "{t}");
+        }
+        assert_eq!(below(0.0), -f64::from_bits(1));
+        assert_eq!(below(-0.0), -f64::from_bits(1));
+        assert_eq!(below(f64::INFINITY), f64::MAX);
+        assert!(below(f64::NEG_INFINITY).is_nan());
     }
 }

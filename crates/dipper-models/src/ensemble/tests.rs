@@ -105,6 +105,18 @@ fn categorical_sets() {
     );
     let empty = stump(SplitTest::InSet(vec![]), Missing::NanTo(Branch::No));
     assert_eq!(score(&empty, 0.0), 2.0);
+    // LightGBM truncates first: -0.5 is category 0; -1 is negative.
+    let t = stump(
+        SplitTest::InSetTruncating(vec![0, 3]),
+        Missing::NanTo(Branch::No),
+    );
+    let got: Vec<f64> = [0.0, -0.5, -0.999, -1.0, 3.5, f64::NAN]
+        .iter()
+        .map(|&x| score(&t, x))
+        .collect();
+    assert_eq!(got, [1.0, 1.0, 1.0, 2.0, 1.0, 2.0]);
+    let s = stump(SplitTest::InSet(vec![0, 3]), Missing::NanTo(Branch::No));
+    assert_eq!(score(&s, -0.5), 2.0);
 }
 
 #[test]
@@ -161,8 +173,10 @@ fn layout_puts_yes_child_next() {
     let mut b = EnsembleBuilder::new(1, 1);
     b.add_tree(&nodes, 4, 0).unwrap();
     let e = b.build().unwrap();
-    assert_eq!(e.nodes[1].value, 0.0);
+    assert_eq!(e.payload[1], 0.0);
     assert_eq!(e.nodes[0].no, 2);
+    assert_eq!(e.trees[0].depth, 2);
+    assert!(e.trees[0].simple);
     assert_eq!(
         [score(&e, 0.5), score(&e, 1.5), score(&e, 2.5)],
         [0.0, 1.0, 4.0]

@@ -188,7 +188,7 @@ impl<'a> TreeFields<'a> {
                         )
                     })?;
                 // NaN and negative values go right (the "no" side); the ensemble sends negatives there too.
-                (SplitTest::InSet(set), Missing::NanTo(Branch::No))
+                (SplitTest::InSetTruncating(set), Missing::NanTo(Branch::No))
             } else {
                 if threshold.is_nan() {
                     return Err(err.parse(threshold_field.line, format!("threshold[{i}] is NaN")));
