@@ -1,9 +1,0 @@
-//! Loader placeholder, replaced by the real loader.
-use crate::{LoadContext, ModelError, TreeModel};
-pub fn load(_bytes: &[u8], ctx: &LoadContext) -> Result<TreeModel, ModelError> {
-    Err(ModelError::unsupported(
-        "onnx",
-        &ctx.source,
-        "not implemented yet",
-    ))
-}
