@@ -271,7 +271,7 @@ mod tests {
             SplitTest::Le(t) => x <= *t,
             SplitTest::Lt(t) => x < *t,
             SplitTest::Eq(t) => x == *t,
-            SplitTest::InSet(_) => unreachable!(),
+            SplitTest::InSet(_) | SplitTest::InSetTruncating(_) => unreachable!(),
         }
     }
 
