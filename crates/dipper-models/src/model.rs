@@ -221,7 +221,7 @@ pub fn row_count(rows: &[f64], n_features: usize) -> Result<usize, ModelError> {
             })
         };
     }
-    if rows.len() % n_features != 0 {
+    if !rows.len().is_multiple_of(n_features) {
         return Err(ModelError::FeatureCount {
             expected: n_features,
             got: rows.len() % n_features,

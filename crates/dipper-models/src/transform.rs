@@ -55,7 +55,7 @@ impl OutputTransform {
     /// Turns `raw` (row-major, `n_outputs(n_classes)` per row) into `out`; labels are the most probable class.
     pub fn apply(self, raw: &[f64], n_classes: usize, out: &mut Predictions) {
         let width = self.n_outputs(n_classes);
-        let n_rows = if width == 0 { 0 } else { raw.len() / width };
+        let n_rows = raw.len().checked_div(width).unwrap_or(0);
         if !self.is_classification() {
             out.reset(n_rows, 0);
             let f: fn(f64) -> f64 = match self {

@@ -227,11 +227,9 @@ impl TreeEnsemble {
         let n = &self.nodes[i];
         let x = row[n.feature as usize];
         let yes = (x <= n.value) | (x.is_nan() & (n.flags & flag::DEFAULT_YES != 0));
-        if yes {
-            i + 1
-        } else {
-            n.no as usize
-        }
+        // Arithmetic select: a data-dependent branch here would be mispredicted half the time.
+        let mask = (yes as usize).wrapping_sub(1); // 0 when yes, all ones when no
+        (i + 1) ^ (((i + 1) ^ n.no as usize) & mask)
     }
 
     #[inline(always)]
