@@ -99,13 +99,8 @@ pub fn detect_format(bytes: &[u8], source: &str) -> Result<Format, ModelError> {
     {
         return Ok(Format::Lightgbm);
     }
-    if trimmed.starts_with('{') {
-        if head.len() > 1
-            && matches!(head[1], b'L' | b'U' | b'i' | b'#' | b'$')
-            && !text.contains('"')
-        {
-            return Err(unknown("this looks like XGBoost UBJSON; save the model as JSON (model.save_model('m.json'))"));
-        }
+    // JSON, or XGBoost's UBJSON / legacy binary: the XGBoost loader explains how to convert the latter two.
+    if trimmed.starts_with('{') || bytes.starts_with(b"binf") {
         return Ok(Format::Xgboost);
     }
     if trimmed.starts_with('<') {
@@ -145,12 +140,9 @@ mod tests {
             detect_format(&[0x08, 0x07, 0x12], "m").unwrap(),
             Format::Onnx
         );
-        for bad in [
-            &b""[..],
-            b"<?xml version=\"1.0\"?><PMML/>",
-            b"hello",
-            b"{L\x00\x00",
-        ] {
+        assert_eq!(detect_format(b"binf\x00", "m").unwrap(), Format::Xgboost);
+        assert_eq!(detect_format(b"{L\x00\x00", "m").unwrap(), Format::Xgboost);
+        for bad in [&b""[..], b"<?xml version=\"1.0\"?><PMML/>", b"hello"] {
             let e = detect_format(bad, "m.bin").unwrap_err();
             assert!(
                 e.to_string()
