@@ -2,127 +2,31 @@
 //! `tools/fixtures/make_lightgbm_fixtures.py`) must score as LightGBM's `predict` did, and damaged model files
 //! (truncated, garbled numbers, bad indices) must be clear errors, never panics.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use dipper_core::{FeatureKind, MissingPolicy, RowDecoder};
-use dipper_models::{load_bytes, Format, ModelError, PredictionRef, Predictions};
-use serde_json::Value;
+use dipper_core::FeatureKind;
+use dipper_models::{load_bytes, Format, ModelError};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/lightgbm")
+    common::fixtures().join("lightgbm")
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::read;
 
 /// Scores one case through the public API as `dipper predict` does; returns the first mismatch.
 fn run_case(name: &str) -> Result<usize, String> {
     let dir = fixtures().join(name);
-    let case: Value = serde_json::from_str(&read(&dir.join("case.json"))).unwrap();
-    let path = dir.join(case["model"].as_str().unwrap());
-    let model = dipper_models::load(&path, None).map_err(|e| format!("load: {e}"))?;
-    let info = model.info();
-    let task = case["task"].as_str().unwrap();
-    if (task == "classification") != (info.n_classes() > 0) {
-        return Err(format!("task {task} but {} classes", info.n_classes()));
-    }
-    let names: Vec<&str> = case["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    if info.features.names().collect::<Vec<_>>() != names {
-        return Err(format!(
-            "features {:?} != {names:?}",
-            info.features.names().collect::<Vec<_>>()
-        ));
-    }
-    let mut dec = RowDecoder::new(info.features.clone(), MissingPolicy::Allow);
-    let nf = info.features.len();
-    let mut rows = Vec::new();
-    for (i, line) in read(&dir.join("input.jsonl")).lines().enumerate() {
-        let mut row = vec![0.0; nf];
-        dec.decode_json(line.as_bytes(), &mut row)
-            .map_err(|e| format!("input line {}: {e}", i + 1))?;
-        rows.extend(row);
-    }
-    let expected: Vec<Value> = read(&dir.join("expected.jsonl"))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let mut out = Predictions::default();
-    model
-        .predict_batch(&rows, &mut out)
-        .map_err(|e| e.to_string())?;
-    if out.len() != expected.len() {
-        return Err(format!(
-            "{} predictions for {} expected",
-            out.len(),
-            expected.len()
-        ));
-    }
-    let tol = case["tolerance"].as_f64().unwrap();
-    let mut one = Predictions::default();
-    for (i, exp) in expected.iter().enumerate() {
-        model
-            .predict_one(&rows[i * nf..(i + 1) * nf], &mut one)
-            .map_err(|e| e.to_string())?;
-        if one.get(0) != out.get(i) {
-            return Err(format!(
-                "row {i}: single-row {:?} != batch {:?}",
-                one.get(0),
-                out.get(i)
-            ));
-        }
-        match out.get(i) {
-            PredictionRef::Value(v) => {
-                let e = exp["prediction"].as_f64().unwrap();
-                if (v - e).abs() > tol * e.abs().max(1.0) {
-                    return Err(format!("row {i}: prediction {v} != {e}"));
-                }
-            }
-            PredictionRef::Class {
-                index,
-                probabilities,
-            } => {
-                for (k, p) in exp["probabilities"].as_object().unwrap() {
-                    let j = info
-                        .classes
-                        .iter()
-                        .position(|c| c.to_string() == *k)
-                        .ok_or(format!("no class {k}"))?;
-                    let p = p.as_f64().unwrap();
-                    if (probabilities[j] - p).abs() > tol {
-                        return Err(format!("row {i}: p[{k}] {} != {p}", probabilities[j]));
-                    }
-                }
-                // Labels are compared unless LightGBM's top two probabilities are within the tolerance.
-                let label = info.classes[index].to_string();
-                let want = exp["prediction"].to_string();
-                let mut sorted = probabilities.to_vec();
-                sorted.sort_by(|a, b| b.total_cmp(a));
-                if label != want && sorted[0] - sorted[1] > tol {
-                    return Err(format!(
-                        "row {i}: label {label} != {want} ({probabilities:?})"
-                    ));
-                }
-            }
-        }
-    }
-    Ok(expected.len())
+    let model = common::load_case_model(&dir)?;
+    common::check_case(model.as_ref(), &dir)
 }
 
 fn case_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures())
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.path().join("case.json").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    common::case_dirs("lightgbm")
+        .iter()
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]

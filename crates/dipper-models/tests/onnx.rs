@@ -2,119 +2,27 @@
 //! onnxruntime's outputs as the reference): regressors, string-labelled multiclass models, NaN inputs into a
 //! tree model, models dipper must refuse with a clear error, and damaged files.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use dipper_core::{MissingPolicy, RowDecoder};
+use std::path::PathBuf;
+
 use dipper_models::{load, load_bytes, Format, ModelError, PredictionRef, Predictions, Task};
-use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    common::fixtures().join("..")
 }
 
 fn case_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures/onnx"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    dirs.sort();
-    dirs
+    common::case_dirs("onnx")
 }
 
-fn read_case(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).unwrap()).unwrap()
-}
+use common::read_case;
 
 /// Scores a case in one batch and row by row; returns the first mismatch with onnxruntime.
-fn run_case(dir: &Path) -> Result<(), String> {
-    let case = read_case(dir);
-    let model = load(&dir.join("model.onnx"), None).map_err(|e| format!("load: {e}"))?;
-    let info = model.info();
-    assert!(!info.named_features);
-    let names: Vec<&str> = case["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    let schema = info.features.renamed(&names).unwrap();
-    let policy = if info.accepts_missing {
-        MissingPolicy::Allow
-    } else {
-        MissingPolicy::Reject
-    };
-    let mut dec = RowDecoder::new(schema, policy);
-    let nf = info.features.len();
-    let mut rows = Vec::new();
-    for (i, line) in std::fs::read_to_string(dir.join("input.jsonl"))
-        .unwrap()
-        .lines()
-        .enumerate()
-    {
-        let mut row = vec![0.0; nf];
-        dec.decode_json(line.as_bytes(), &mut row)
-            .map_err(|e| format!("line {}: {e}", i + 1))?;
-        rows.extend(row);
-    }
-    let expected: Vec<Value> = std::fs::read_to_string(dir.join("expected.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let tol = case["tolerance"].as_f64().unwrap();
-    let mut out = Predictions::default();
-    model
-        .predict_batch(&rows, &mut out)
-        .map_err(|e| e.to_string())?;
-    assert_eq!(out.len(), expected.len());
-    for (i, exp) in expected.iter().enumerate() {
-        let mut one = Predictions::default();
-        model
-            .predict_one(&rows[i * nf..(i + 1) * nf], &mut one)
-            .map_err(|e| e.to_string())?;
-        if one.get(0) != out.get(i) {
-            return Err(format!(
-                "row {i}: single-row {:?} != batch {:?}",
-                one.get(0),
-                out.get(i)
-            ));
-        }
-        match out.get(i) {
-            PredictionRef::Value(v) => {
-                let e = exp["prediction"].as_f64().unwrap();
-                if (v - e).abs() > tol.max(1e-6 * e.abs()) {
-                    return Err(format!("row {i}: prediction {v} != {e}"));
-                }
-            }
-            PredictionRef::Class {
-                index,
-                probabilities,
-            } => {
-                let label = info.classes[index].to_string();
-                let want = match &exp["prediction"] {
-                    Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                };
-                if label != want {
-                    return Err(format!(
-                        "row {i}: label {label} != {want} ({probabilities:?})"
-                    ));
-                }
-                for (k, p) in exp["probabilities"].as_object().unwrap() {
-                    let j = info
-                        .classes
-                        .iter()
-                        .position(|c| c.to_string() == *k)
-                        .ok_or(format!("no class {k}"))?;
-                    let p = p.as_f64().unwrap();
-                    if (probabilities[j] - p).abs() > tol.max(1e-6) {
-                        return Err(format!("row {i}: p[{k}] {} != {p}", probabilities[j]));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+fn run_case(dir: &std::path::Path) -> Result<usize, String> {
+    let model = common::load_case_model(dir)?;
+    assert!(!model.info().named_features);
+    common::check_case(model.as_ref(), dir)
 }
 
 #[test]

@@ -2,21 +2,18 @@
 //! with XGBoost itself) must score as XGBoost did, and damaged or unsupported files must give a clear error,
 //! never a panic.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use dipper_core::{MissingPolicy, RowDecoder};
-use dipper_models::{
-    load, load_bytes, Format, Model, ModelError, PredictionRef, Predictions, Task,
-};
+use dipper_models::{load, load_bytes, Format, Model, ModelError, Task};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/xgboost")
+    common::fixtures().join("xgboost")
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::read;
 
 /// Loads a case and checks every row against XGBoost's output.
 fn check_case(name: &str) {
@@ -29,87 +26,18 @@ fn check_case(name: &str) {
 /// XGBoost's output.
 fn compare_case(name: &str, model_json: Option<&Value>) -> Result<(), String> {
     let dir = fixtures().join(name);
-    let case: Value = serde_json::from_str(&read(&dir.join("case.json"))).unwrap();
-    assert_eq!(case["format"], "xgboost");
     let model = match model_json {
-        None => load(&dir.join(case["model"].as_str().unwrap()), None),
-        Some(v) => load_xgb(v.to_string().as_bytes()),
-    }
-    .map_err(|e| format!("load: {e}"))?;
-    let info = model.info();
+        None => common::load_case_model(&dir)?,
+        Some(v) => load_xgb(v.to_string().as_bytes()).map_err(|e| format!("load: {e}"))?,
+    };
+    let case = common::read_case(&dir);
+    assert_eq!(case["format"], "xgboost");
     let want_task = match case["task"].as_str().unwrap() {
         "classification" => Task::Classification,
         _ => Task::Regression,
     };
-    assert_eq!(info.task, want_task, "{name}: task");
-    let names: Vec<&str> = case["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    assert_eq!(
-        info.features.names().collect::<Vec<_>>(),
-        names,
-        "{name}: feature names"
-    );
-    let mut dec = RowDecoder::new(info.features.clone(), MissingPolicy::Allow);
-    let nf = info.features.len();
-    let mut rows = Vec::new();
-    for (i, line) in read(&dir.join("input.jsonl")).lines().enumerate() {
-        let mut row = vec![0.0; nf];
-        dec.decode_json(line.as_bytes(), &mut row)
-            .map_err(|e| format!("line {}: {e}", i + 1))?;
-        rows.extend(row);
-    }
-    let expected: Vec<Value> = read(&dir.join("expected.jsonl"))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let mut out = Predictions::default();
-    model
-        .predict_batch(&rows, &mut out)
-        .map_err(|e| e.to_string())?;
-    assert_eq!(out.len(), expected.len(), "{name}: row count");
-    let tol = case["tolerance"].as_f64().unwrap();
-    let mut one = Predictions::default();
-    for (i, exp) in expected.iter().enumerate() {
-        model
-            .predict_one(&rows[i * nf..(i + 1) * nf], &mut one)
-            .map_err(|e| e.to_string())?;
-        if one.get(0) != out.get(i) {
-            return Err(format!(
-                "row {i}: single row {:?} differs from batch {:?}",
-                one.get(0),
-                out.get(i)
-            ));
-        }
-        match out.get(i) {
-            PredictionRef::Value(v) => {
-                let e = exp["prediction"].as_f64().unwrap();
-                if (v - e).abs() > tol.max(1e-6 * e.abs()) {
-                    return Err(format!("row {i}: {v} != {e}"));
-                }
-            }
-            PredictionRef::Class {
-                index,
-                probabilities,
-            } => {
-                let (label, want) = (&info.classes[index], &exp["prediction"]);
-                if serde_json::to_value(label).ok().as_ref() != Some(want) {
-                    return Err(format!("row {i}: label {label} != {want}"));
-                }
-                for (k, p) in exp["probabilities"].as_object().unwrap() {
-                    let j: usize = k.parse().unwrap();
-                    let p = p.as_f64().unwrap();
-                    if (probabilities[j] - p).abs() > tol {
-                        return Err(format!("row {i}: p[{k}] {} != {p}", probabilities[j]));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+    assert_eq!(model.info().task, want_task, "{name}: task");
+    common::check_case(model.as_ref(), &dir).map(|_| ())
 }
 
 macro_rules! cases {
