@@ -219,16 +219,7 @@ impl Kernel for LinearClassifier {
     }
 
     fn outputs(&self) -> Vec<OutSpec> {
-        vec![
-            OutSpec {
-                datum_type: self.labels.datum_type(),
-                width: Width::Vector,
-            },
-            OutSpec {
-                datum_type: f32::datum_type(),
-                width: Width::Fixed(self.labels.len()),
-            },
-        ]
+        self.labels.classifier_outputs()
     }
 
     fn run(&self, x: &[f32], n_rows: usize, n_features: usize) -> TractResult<TVec<Tensor>> {

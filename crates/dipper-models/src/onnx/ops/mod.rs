@@ -260,6 +260,20 @@ pub(crate) enum ClassLabels {
 }
 
 impl ClassLabels {
+    /// A classifier's outputs: one label per row, then one probability per class.
+    pub fn classifier_outputs(&self) -> Vec<OutSpec> {
+        vec![
+            OutSpec {
+                datum_type: self.datum_type(),
+                width: Width::Vector,
+            },
+            OutSpec {
+                datum_type: f32::datum_type(),
+                width: Width::Fixed(self.len()),
+            },
+        ]
+    }
+
     pub fn len(&self) -> usize {
         match self {
             ClassLabels::Ints(v) => v.len(),
