@@ -26,7 +26,6 @@ const ONNX_FLOAT: i32 = 1;
 /// What the loader learns from the graph itself.
 #[derive(Debug)]
 pub(crate) struct GraphFacts {
-    pub input_name: String,
     pub n_features: usize,
     /// Every consumer of the input defines NaN (tree ensembles, NaN imputers).
     pub nan_defined: bool,
@@ -100,7 +99,6 @@ pub(crate) fn check(
             _ => false,
         });
     Ok(GraphFacts {
-        input_name,
         n_features,
         nan_defined,
     })

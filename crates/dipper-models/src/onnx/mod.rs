@@ -177,7 +177,6 @@ fn load_inner(bytes: &[u8], ctx: &LoadContext) -> Result<OnnxModel, ModelError> 
     let plan = optimized
         .into_runnable()
         .map_err(|e| tract_err("plan", e))?;
-    let _ = facts.input_name;
     Ok(OnnxModel {
         info: ModelInfo {
             id: ctx.id.clone(),
