@@ -6,6 +6,7 @@ pub mod ensemble;
 mod error;
 pub mod lightgbm;
 pub mod model;
+pub mod native;
 pub mod onnx;
 pub mod transform;
 pub mod tree_model;
@@ -70,6 +71,7 @@ pub fn load_bytes(
         Format::Lightgbm => Arc::new(lightgbm::load(bytes, &ctx)?),
         Format::Xgboost => Arc::new(xgboost::load(bytes, &ctx)?),
         Format::Onnx => Arc::new(onnx::load(bytes, &ctx)?),
+        Format::Native => native::load(bytes, &ctx)?,
     })
 }
 
@@ -98,6 +100,9 @@ pub fn detect_format(bytes: &[u8], source: &str) -> Result<Format, ModelError> {
         || trimmed.starts_with("version=v")
     {
         return Ok(Format::Lightgbm);
+    }
+    if native::sniff(trimmed) {
+        return Ok(Format::Native);
     }
     // JSON, or XGBoost's UBJSON / legacy binary: the XGBoost loader explains how to convert the latter two.
     if trimmed.starts_with('{') || bytes.starts_with(b"binf") {

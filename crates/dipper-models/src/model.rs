@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::ModelError;
 
 /// What the model predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Task {
     Regression,
@@ -21,7 +21,7 @@ pub enum Task {
 }
 
 /// A class label, as the training tool named it: integers stay integers in the output.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum ClassLabel {
     Int(i64),
@@ -44,6 +44,8 @@ pub enum Format {
     Lightgbm,
     Xgboost,
     Onnx,
+    /// dipper's own model file, written by `dipper train`.
+    Native,
 }
 
 impl Format {
@@ -52,6 +54,7 @@ impl Format {
             Format::Lightgbm => "lightgbm",
             Format::Xgboost => "xgboost",
             Format::Onnx => "onnx",
+            Format::Native => "native",
         }
     }
 }

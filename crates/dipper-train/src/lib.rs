@@ -1,0 +1,20 @@
+//! Batch model building for dipper: datasets read from files or Kafka topics, the algorithms (GLM, Naive Bayes,
+//! CART, random forest, histogram gradient boosting, MLP), cross-validation and metrics. Every algorithm
+//! produces a native model body ([`dipper_models::native::ModelBody`]) that `dipper predict` and `dipper run`
+//! score through the same code used here for validation.
+//!
+//! All algorithms are deterministic for a given seed.
+
+pub mod algorithm;
+pub mod dataset;
+mod error;
+pub mod gbm;
+pub mod glm;
+pub mod metrics;
+pub mod mlp;
+pub mod naive_bayes;
+pub mod tree;
+
+pub use algorithm::{algorithm, Algorithm, NoProgress, Progress};
+pub use dataset::{Dataset, Target};
+pub use error::TrainError;
