@@ -6,6 +6,7 @@
 //! All algorithms are deterministic for a given seed.
 
 pub mod algorithm;
+pub mod data;
 pub mod dataset;
 mod error;
 pub mod gbm;
@@ -13,7 +14,10 @@ pub mod glm;
 pub mod metrics;
 pub mod mlp;
 pub mod naive_bayes;
+pub mod run;
+pub mod stats;
 pub mod tree;
+pub mod validate;
 
 pub use algorithm::{algorithm, Algorithm, NoProgress, Progress};
 pub use dataset::{Dataset, Target};
