@@ -144,8 +144,9 @@ pub(crate) fn build(
     }))
 }
 
-/// The term index set by a one-hot input holding `x`, if any.
-pub(crate) fn category_code(x: f64, categories: usize) -> Option<usize> {
+/// The category code a one-hot input holding `x` sets (`None` for codes outside `0..categories`, non-integers
+/// and NaN). Training uses the same rule.
+pub fn category_code(x: f64, categories: usize) -> Option<usize> {
     if x >= 0.0 && x.fract() == 0.0 && x < categories as f64 {
         Some(x as usize)
     } else {
