@@ -65,9 +65,9 @@ pub struct Header {
     pub trained_at: String,
 }
 
-/// One input feature of a native model.
+/// One input feature of a native model. (Not `deny_unknown_fields`: serde cannot combine it with the flattened
+/// `kind`, and would refuse every file.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FeatureInfo {
     pub name: String,
     #[serde(flatten)]

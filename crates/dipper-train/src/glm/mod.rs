@@ -39,7 +39,9 @@
 pub(crate) mod params;
 mod solver;
 
-use dipper_models::native::linear::{category_code, LinearBody, LinearInput, LinearLink, LinearOutput};
+use dipper_models::native::linear::{
+    category_code, LinearBody, LinearInput, LinearLink, LinearOutput,
+};
 use dipper_models::native::ModelBody;
 use serde_json::json;
 

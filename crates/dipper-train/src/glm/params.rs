@@ -126,11 +126,7 @@ pub(crate) fn class_counts(train: &crate::Dataset) -> Result<Vec<usize>, TrainEr
             present.join(", ")
         )));
     }
-    if let Some((_, c)) = counts
-        .iter()
-        .zip(train.classes())
-        .find(|(n, _)| **n == 0)
-    {
+    if let Some((_, c)) = counts.iter().zip(train.classes()).find(|(n, _)| **n == 0) {
         return Err(TrainError::Unfit(format!(
             "class '{c}' has no rows in the training data"
         )));

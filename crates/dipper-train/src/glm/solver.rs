@@ -6,9 +6,8 @@
 //! mean_i loss(y_i, eta_i) + alpha * sum_k sum_{j penalised} ( l1_ratio * |b_kj| + (1 - l1_ratio) / 2 * b_kj^2 )
 //! ```
 //!
-//! Each iteration, for each output in turn (one output except for the multinomial family, where the outputs
-//! are cycled as blocks, as glmnet does), the loss is replaced by its second-order expansion (the IRLS
-//! quadratic with weights `w_i` and gradient `g_i` of the loss in `eta_i`). Without an L1 part the penalised
+//! Each iteration replaces the loss by its second-order expansion (the IRLS quadratic; for the multinomial
+//! family the full softmax Hessian over all classes' coefficients). Without an L1 part the penalised
 //! quadratic is minimised exactly by a Cholesky solve (a Newton step); with one, by cyclic coordinate descent
 //! with soft-thresholding on the Gram matrix, which gives exact zeros. The step towards that minimiser is then
 //! halved until the true objective does not increase. The problem is convex, so this converges to the unique
@@ -77,29 +76,29 @@ impl Problem<'_> {
         self.y.len()
     }
 
-    fn penalty(&self, b: &[f64]) -> f64 {
+    fn penalty(&self, b: &[f64], penalised: &[bool]) -> f64 {
         let (l1, l2) = (
             self.alpha * self.l1_ratio,
             self.alpha * (1.0 - self.l1_ratio),
         );
         b.iter()
-            .zip(self.penalised)
+            .zip(penalised)
             .filter(|(_, p)| **p)
             .map(|(b, _)| l1 * b.abs() + 0.5 * l2 * b * b)
             .sum()
     }
 
-    /// Mean loss with output `k`'s predictors replaced by `eta[k] + t * step`.
-    fn mean_loss(&self, eta: &[Vec<f64>], k: usize, step: &[f64], t: f64) -> f64 {
+    /// Mean loss at the predictors `eta[k][i]`, moved by `t * step[k][i]` when `step` is not empty.
+    fn mean_loss(&self, eta: &[Vec<f64>], step: &[Vec<f64>], t: f64) -> f64 {
         let n = self.n();
         let mut sum = 0.0;
         let mut row = vec![0.0; eta.len()];
         for i in 0..n {
             for (o, r) in row.iter_mut().enumerate() {
                 *r = eta[o][i];
-            }
-            if !step.is_empty() {
-                row[k] += t * step[i];
+                if let Some(s) = step.get(o) {
+                    *r += t * s[i];
+                }
             }
             let y = self.y[i];
             sum += match self.family {
@@ -116,41 +115,92 @@ impl Problem<'_> {
         sum / n as f64
     }
 
-    /// Loss gradient `g_i` and Hessian weight `w_i` in output `k`'s predictor, per row.
-    fn derivatives(&self, eta: &[Vec<f64>], k: usize) -> (Vec<f64>, Vec<f64>) {
+    /// Gradient and Hessian of the mean loss in the flattened coefficients (`k * p + j` for output `k`,
+    /// column `j`).
+    fn derivatives(&self, eta: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
         let n = self.n();
-        let mut g = vec![0.0; n];
+        let p = self.x.len();
+        let k = self.n_outputs;
+        // r[o][i]: loss gradient in eta[o][i]; for one output also the Hessian weight w[i].
+        let mut r = vec![vec![0.0; n]; k];
+        let mut probs = vec![
+            vec![0.0; n];
+            if self.family == Family::Multinomial {
+                k
+            } else {
+                0
+            }
+        ];
         let mut w = vec![0.0; n];
         for i in 0..n {
             let y = self.y[i];
-            let (gi, wi) = match self.family {
-                Family::Gaussian => (eta[0][i] - y, 1.0),
+            match self.family {
+                Family::Gaussian => {
+                    r[0][i] = eta[0][i] - y;
+                    w[i] = 1.0;
+                }
                 Family::Binomial => {
                     let p = sigmoid(eta[0][i]);
-                    (p - y, p * (1.0 - p))
+                    r[0][i] = p - y;
+                    w[i] = (p * (1.0 - p)).max(MIN_WEIGHT);
                 }
                 Family::Poisson => {
                     let mu = eta[0][i].exp();
-                    (mu - y, mu)
+                    r[0][i] = mu - y;
+                    w[i] = mu.max(MIN_WEIGHT);
                 }
                 Family::Multinomial => {
                     let max = eta.iter().map(|e| e[i]).fold(f64::NEG_INFINITY, f64::max);
                     let sum: f64 = eta.iter().map(|e| (e[i] - max).exp()).sum();
-                    let p = (eta[k][i] - max).exp() / sum;
-                    let yk = if y as usize == k { 1.0 } else { 0.0 };
-                    (p - yk, p * (1.0 - p))
+                    for o in 0..k {
+                        let pr = (eta[o][i] - max).exp() / sum;
+                        probs[o][i] = pr;
+                        r[o][i] = pr - if y as usize == o { 1.0 } else { 0.0 };
+                    }
                 }
-            };
-            g[i] = gi;
-            w[i] = wi.max(MIN_WEIGHT);
+            }
         }
-        (g, w)
+        let grad: Vec<f64> = (0..k * p)
+            .into_par_iter()
+            .map(|a| {
+                let (o, j) = (a / p, a % p);
+                self.x[j].iter().zip(&r[o]).map(|(x, g)| x * g).sum::<f64>() / n as f64
+            })
+            .collect();
+        if self.family != Family::Multinomial {
+            return (grad, gram(self.x, &w));
+        }
+        // Softmax Hessian: block (o, q) = X' diag(p_o (delta_oq - p_q)) X / n.
+        let mut h = vec![vec![0.0; k * p]; k * p];
+        for o in 0..k {
+            for q in o..k {
+                let wq: Vec<f64> = (0..n)
+                    .map(|i| {
+                        let d = if o == q { 1.0 } else { 0.0 };
+                        let v = probs[o][i] * (d - probs[q][i]);
+                        if o == q {
+                            v.max(MIN_WEIGHT)
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                let block = gram(self.x, &wq);
+                for a in 0..p {
+                    for b in 0..p {
+                        h[o * p + a][q * p + b] = block[a][b];
+                        h[q * p + b][o * p + a] = block[a][b];
+                    }
+                }
+            }
+        }
+        (grad, h)
     }
 
     /// The starting coefficients: zero, with the intercept (column 0 when unpenalised) at the null model.
-    fn start(&self) -> Vec<Vec<f64>> {
+    fn start(&self) -> Vec<f64> {
         let p = self.x.len();
-        let mut coef = vec![vec![0.0; p]; self.n_outputs];
+        let mut coef = vec![0.0; p * self.n_outputs];
         let has_intercept = p > 0 && !self.penalised[0];
         if !has_intercept {
             return coef;
@@ -158,19 +208,19 @@ impl Problem<'_> {
         let n = self.n() as f64;
         let mean = self.y.iter().sum::<f64>() / n;
         match self.family {
-            Family::Gaussian => coef[0][0] = mean,
+            Family::Gaussian => coef[0] = mean,
             Family::Binomial => {
                 let m = mean.clamp(1e-6, 1.0 - 1e-6);
-                coef[0][0] = (m / (1.0 - m)).ln();
+                coef[0] = (m / (1.0 - m)).ln();
             }
-            Family::Poisson => coef[0][0] = mean.max(1e-6).ln(),
+            Family::Poisson => coef[0] = mean.max(1e-6).ln(),
             Family::Multinomial => {
                 let mut counts = vec![0.0; self.n_outputs];
                 for &y in self.y {
                     counts[y as usize] += 1.0;
                 }
-                for (c, count) in coef.iter_mut().zip(counts) {
-                    c[0] = (count / n).max(1e-6).ln();
+                for (o, count) in counts.into_iter().enumerate() {
+                    coef[o * p] = (count / n).max(1e-6).ln();
                 }
             }
         }
@@ -179,72 +229,75 @@ impl Problem<'_> {
 
     /// Solves the problem; `on_iteration(iteration, objective)` is called after each iteration.
     pub(crate) fn solve(&self, mut on_iteration: impl FnMut(usize, f64)) -> Solution {
-        let n = self.n();
         let p = self.x.len();
+        let k = self.n_outputs;
+        let penalised: Vec<bool> = (0..k)
+            .flat_map(|_| self.penalised.iter().copied())
+            .collect();
         let mut coef = self.start();
-        let mut eta: Vec<Vec<f64>> = coef.iter().map(|b| self.predict(b)).collect();
-        let mut objective = self.objective(&eta, &coef);
+        let mut eta: Vec<Vec<f64>> = coef.chunks(p.max(1)).map(|b| self.predict(b)).collect();
+        eta.resize(k, vec![0.0; self.n()]);
+        let mut objective = self.objective(&eta, &coef, &penalised);
         let mut iterations = 0;
         let mut last_change = f64::INFINITY;
         let mut converged = false;
-        while iterations < self.max_iter {
+        while iterations < self.max_iter && p > 0 {
             iterations += 1;
-            let mut change: f64 = 0.0;
-            for k in 0..self.n_outputs {
-                let (g, w) = self.derivatives(&eta, k);
-                let grad: Vec<f64> = self
-                    .x
-                    .par_iter()
-                    .map(|x| x.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>() / n as f64)
-                    .collect();
-                let gram = gram(self.x, &w);
-                let target = self.quadratic_minimiser(&gram, &grad, &coef[k]);
-                let d: Vec<f64> = target.iter().zip(&coef[k]).map(|(t, b)| t - b).collect();
-                let mut xd = vec![0.0; n];
-                for (x, dj) in self.x.iter().zip(&d) {
-                    if *dj != 0.0 {
-                        for (o, xi) in xd.iter_mut().zip(x) {
-                            *o += dj * xi;
+            let (grad, hess) = self.derivatives(&eta);
+            let target = self.quadratic_minimiser(&hess, &grad, &coef, &penalised);
+            let d: Vec<f64> = target.iter().zip(&coef).map(|(t, b)| t - b).collect();
+            let xd: Vec<Vec<f64>> = d.chunks(p).map(|dk| self.predict(dk)).collect();
+            // Backtracking: halve the step until the objective does not increase.
+            let mut t = 1.0;
+            let mut accepted = None;
+            for _ in 0..40 {
+                let trial: Vec<f64> = coef.iter().zip(&d).map(|(b, d)| b + t * d).collect();
+                let obj = self.mean_loss(&eta, &xd, t) + self.penalty(&trial, &penalised);
+                if obj.is_finite() && obj <= objective + 1e-13 * objective.abs() {
+                    accepted = Some((trial, obj));
+                    break;
+                }
+                t *= 0.5;
+            }
+            let mut change = 0.0;
+            if let Some((trial, obj)) = accepted {
+                for (e, s) in eta.iter_mut().zip(&xd) {
+                    for (e, s) in e.iter_mut().zip(s) {
+                        *e += t * s;
+                    }
+                }
+                let mut trial = trial;
+                if self.family == Family::Multinomial && !self.penalised[0] {
+                    // Softmax is unchanged by a common shift of the (unpenalised) intercepts: keep them
+                    // centred so that the flat direction does not drift.
+                    let mean = (0..k).map(|o| trial[o * p]).sum::<f64>() / k as f64;
+                    for o in 0..k {
+                        trial[o * p] -= mean;
+                        for e in eta[o].iter_mut() {
+                            *e -= mean;
                         }
                     }
                 }
-                // Backtracking: halve the step until the objective does not increase.
-                let others: f64 = (0..self.n_outputs)
-                    .filter(|&o| o != k)
-                    .map(|o| self.penalty(&coef[o]))
-                    .sum();
-                let mut t = 1.0;
-                let mut accepted = None;
-                for _ in 0..40 {
-                    let trial: Vec<f64> = coef[k].iter().zip(&d).map(|(b, d)| b + t * d).collect();
-                    let obj = self.mean_loss(&eta, k, &xd, t) + others + self.penalty(&trial);
-                    if obj.is_finite() && obj <= objective + 1e-13 * objective.abs() {
-                        accepted = Some((trial, obj));
-                        break;
-                    }
-                    t *= 0.5;
-                }
-                if let Some((trial, obj)) = accepted {
-                    for (e, s) in eta[k].iter_mut().zip(&xd) {
-                        *e += t * s;
-                    }
-                    let step = d.iter().map(|d| (t * d).abs()).fold(0.0, f64::max);
-                    change = change.max(step);
-                    coef[k] = trial;
-                    objective = obj;
-                }
+                change = trial
+                    .iter()
+                    .zip(&coef)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                coef = trial;
+                objective = obj;
             }
-            // Recompute exactly to avoid drift from incremental updates.
-            objective = self.objective(&eta, &coef);
             on_iteration(iterations, objective);
             last_change = change;
-            if change <= self.tol || p == 0 {
+            if change <= self.tol {
                 converged = true;
                 break;
             }
         }
+        if p == 0 {
+            converged = true;
+        }
         Solution {
-            coef,
+            coef: coef.chunks(p.max(1)).map(<[f64]>::to_vec).collect(),
             iterations,
             converged,
             last_change,
@@ -264,12 +317,18 @@ impl Problem<'_> {
         eta
     }
 
-    fn objective(&self, eta: &[Vec<f64>], coef: &[Vec<f64>]) -> f64 {
-        self.mean_loss(eta, 0, &[], 0.0) + coef.iter().map(|b| self.penalty(b)).sum::<f64>()
+    fn objective(&self, eta: &[Vec<f64>], coef: &[f64], penalised: &[bool]) -> f64 {
+        self.mean_loss(eta, &[], 0.0) + self.penalty(coef, penalised)
     }
 
     /// Minimises `grad'(b - b0) + (b - b0)' H (b - b0) / 2 + penalty(b)` over `b`.
-    fn quadratic_minimiser(&self, h: &[Vec<f64>], grad: &[f64], b0: &[f64]) -> Vec<f64> {
+    fn quadratic_minimiser(
+        &self,
+        h: &[Vec<f64>],
+        grad: &[f64],
+        b0: &[f64],
+        penalised: &[bool],
+    ) -> Vec<f64> {
         let p = b0.len();
         let l1 = self.alpha * self.l1_ratio;
         let l2 = self.alpha * (1.0 - self.l1_ratio);
@@ -278,7 +337,7 @@ impl Problem<'_> {
             let mut a = h.to_vec();
             let mut rhs = vec![0.0; p];
             for j in 0..p {
-                let r = if self.penalised[j] { l2 } else { 0.0 };
+                let r = if penalised[j] { l2 } else { 0.0 };
                 a[j][j] += r;
                 rhs[j] = -(grad[j] + r * b0[j]);
             }
@@ -299,7 +358,7 @@ impl Problem<'_> {
                 }
                 let dj = b[j] - b0[j];
                 let c = grad[j] + u[j] - hjj * dj;
-                let new = if self.penalised[j] {
+                let new = if penalised[j] {
                     soft_threshold(hjj * b0[j] - c, l1) / (hjj + l2)
                 } else {
                     b0[j] - c / hjj
@@ -358,7 +417,10 @@ fn gram(x: &[Vec<f64>], w: &[f64]) -> Vec<Vec<f64>> {
 /// (numerically) singular. `None` when even that fails.
 pub(crate) fn solve_spd(a: Vec<Vec<f64>>, b: Vec<f64>) -> Option<Vec<f64>> {
     let p = b.len();
-    let scale = (0..p).map(|j| a[j][j].abs()).fold(0.0, f64::max).max(1e-300);
+    let scale = (0..p)
+        .map(|j| a[j][j].abs())
+        .fold(0.0, f64::max)
+        .max(1e-300);
     for jitter in [0.0, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4] {
         if let Some(l) = cholesky(&a, jitter * scale) {
             // Forward then back substitution.
@@ -447,6 +509,10 @@ mod tests {
             ..p
         };
         let s = p.solve(|_, _| {});
-        assert!((s.coef[0][1] - (2.0 - 0.5 / 1.25)).abs() < 1e-8, "{:?}", s.coef);
+        assert!(
+            (s.coef[0][1] - (2.0 - 0.5 / 1.25)).abs() < 1e-8,
+            "{:?}",
+            s.coef
+        );
     }
 }
