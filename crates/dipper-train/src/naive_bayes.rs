@@ -101,7 +101,7 @@ impl Algorithm for NaiveBayes {
         // The Gaussian smoothing: var_smoothing times the largest variance of a numeric feature.
         let mut overall = vec![None; nf];
         let mut max_var: f64 = 0.0;
-        for j in 0..nf {
+        for (j, stats) in overall.iter_mut().enumerate() {
             if train.n_categories(j).is_none() {
                 let col = &train.columns[j];
                 if let Some(pos) = col.iter().position(|v| v.is_infinite()) {
@@ -111,8 +111,8 @@ impl Algorithm for NaiveBayes {
                         pos + 1
                     )));
                 }
-                overall[j] = mean_var(col.iter().copied().filter(|v| !v.is_nan()));
-                if let Some((_, v)) = overall[j] {
+                *stats = mean_var(col.iter().copied().filter(|v| !v.is_nan()));
+                if let Some((_, v)) = *stats {
                     max_var = max_var.max(v);
                 }
             }
@@ -125,13 +125,12 @@ impl Algorithm for NaiveBayes {
         let epsilon = epsilon.max(f64::MIN_POSITIVE * 1e10);
 
         let mut features = Vec::with_capacity(nf);
-        for j in 0..nf {
-            let col = &train.columns[j];
+        for (j, (col, stats)) in train.columns.iter().zip(&overall).enumerate() {
             let name = &train.schema.get(j).name;
             progress.update(j as u64, nf as u64, name);
             match train.n_categories(j) {
                 None => {
-                    let (all_mean, all_var) = overall[j].unwrap_or((0.0, 1.0));
+                    let (all_mean, all_var) = stats.unwrap_or((0.0, 1.0));
                     let mut mean = Vec::with_capacity(k);
                     let mut variance = Vec::with_capacity(k);
                     for c in 0..k {

@@ -167,7 +167,7 @@ fn design(train: &Dataset, center: bool) -> Result<Design, TrainError> {
         };
         let var = col.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
         let scale = var.sqrt();
-        if !(scale > 1e-12 * (1.0 + mean.abs())) || !scale.is_finite() {
+        if !scale.is_finite() || scale <= 1e-12 * (1.0 + mean.abs()) {
             return; // constant: coefficient 0
         }
         for v in col.iter_mut() {

@@ -449,7 +449,7 @@ fn cholesky(a: &[Vec<f64>], jitter: f64) -> Option<Vec<Vec<f64>>> {
             let s: f64 = (0..j).map(|k| l[i][k] * l[j][k]).sum();
             if i == j {
                 let d = a[i][i] + jitter - s;
-                if !(d > 1e-14 * (a[i][i].abs() + jitter).max(1e-300)) {
+                if d.is_nan() || d <= 1e-14 * (a[i][i].abs() + jitter).max(1e-300) {
                     return None;
                 }
                 l[i][i] = d.sqrt();
