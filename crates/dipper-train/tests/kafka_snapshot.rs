@@ -105,7 +105,9 @@ fn from_timestamp_skips_older_records() {
     let (rows, _) = kafka::read(&snapshot(&brokers, "ts", Some(5_000)), &mut b).unwrap();
     assert_eq!(rows, 40);
     let d = b.finish().unwrap();
-    assert!(d.columns[d.schema.index_of("x").unwrap()].iter().all(|x| *x >= 60.0));
+    assert!(d.columns[d.schema.index_of("x").unwrap()]
+        .iter()
+        .all(|x| *x >= 60.0));
 }
 
 #[test]

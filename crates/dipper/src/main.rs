@@ -4,6 +4,7 @@
 //! (0 success, 1 failure, 2 usage error).
 
 mod predict;
+mod train;
 
 use std::process::ExitCode;
 
@@ -24,12 +25,15 @@ struct Cli {
 enum Command {
     /// Score a JSON-lines file or stream with a model, one output line per input event.
     Predict(predict::PredictArgs),
+    /// Train a model (gbm, rf, tree, glm, nb, mlp) on a file or a Kafka topic, validate it, and write it.
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(args) => predict::run(args),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(code) => code,

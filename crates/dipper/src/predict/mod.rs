@@ -35,6 +35,8 @@ pub enum FormatArg {
     Lightgbm,
     Xgboost,
     Onnx,
+    /// dipper's own model file (`dipper train`).
+    Native,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -47,7 +49,7 @@ pub enum OnError {
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// Model file (LightGBM text, XGBoost JSON or ONNX).
+    /// Model file (dipper's own, LightGBM text, XGBoost JSON or ONNX).
     #[arg(long)]
     model: PathBuf,
     /// Model format; `auto` tells it from the file's content.
@@ -87,6 +89,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         FormatArg::Lightgbm => Some(Format::Lightgbm),
         FormatArg::Xgboost => Some(Format::Xgboost),
         FormatArg::Onnx => Some(Format::Onnx),
+        FormatArg::Native => Some(Format::Native),
     };
     let model = dipper_models::load(&args.model, format)?;
     let info = model.info();
