@@ -26,14 +26,14 @@ enum Command {
     /// Score a JSON-lines file or stream with a model, one output line per input event.
     Predict(predict::PredictArgs),
     /// Train a model (gbm, rf, tree, glm, nb, mlp) on a file or a Kafka topic, validate it, and write it.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(args) => predict::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -71,7 +71,7 @@ fn every_algorithm_trains_validates_and_predicts() {
             "--metrics-json",
             metrics.to_str().unwrap(),
             "--param",
-            &format!("seed=7"),
+            "seed=7",
         ]);
         assert!(o.status.success(), "{algo}: {}", text(&o.stderr));
         let table = text(&o.stdout);

@@ -100,9 +100,10 @@ impl DatasetBuilder {
     fn add_column(&mut self, name: &str) {
         self.index.insert(name.to_string(), self.names.len());
         self.names.push(name.to_string());
-        let mut c = Column::default();
-        c.values = vec![f64::NAN; self.rows];
-        self.columns.push(c);
+        self.columns.push(Column {
+            values: vec![f64::NAN; self.rows],
+            ..Default::default()
+        });
     }
 
     /// Whether `name` is a feature to read (true for new fields when no include list is given).
