@@ -296,3 +296,26 @@ fn progress_counts_trees_and_reports_the_oob_score() {
     eprintln!("{message}");
     assert!(oob > 0.75 && oob <= 1.0, "{message}");
 }
+
+/// A categorical feature whose class depends on the category, not on the order of the codes: one set split
+/// separates it, and the real scorer sends the rows as training did.
+#[test]
+fn categorical_set_splits_score_through_the_model() {
+    let mut train = load("binary", "train", true).subset(&(0..600).collect::<Vec<_>>());
+    let codes: Vec<f64> = (0..train.n_rows()).map(|i| (i * 7 % 10) as f64).collect();
+    train.y = codes
+        .iter()
+        .map(|c| f64::from([1, 4, 5, 8, 9].contains(&(*c as i32))))
+        .collect();
+    train.columns[0] = codes;
+    let mut specs = train.schema.features().to_vec();
+    specs[0].kind = dipper_core::FeatureKind::Categorical { categories: vec![] };
+    train.schema = dipper_core::FeatureSchema::new(specs).unwrap();
+    let body = fit("tree", json!({"max_depth": 1}), &train).unwrap();
+    let ModelBody::Trees(ref trees) = body else {
+        panic!("not trees")
+    };
+    assert_eq!(trees.trees[0].categories[0].len(), 5);
+    let m = eval_classifier(&*scorer(&train, "tree", body), &train);
+    assert_eq!(m.accuracy, 1.0);
+}

@@ -6,7 +6,8 @@
 //! recorded as the node's `missing_left`. A node without missing values at training sends them to its larger
 //! child.
 //!
-//! Categorical features are split as ordered numbers (their codes); category-set splits are not learned.
+//! Categorical features (with at most [`MAX_SET_CATEGORIES`] categories) are split into two sets of categories
+//! (see [`super::categorical`]); the others are split as ordered numbers (their codes).
 //!
 //! Rows carry weights (bootstrap counts in a forest); `min_samples_leaf` and `min_samples_split` count rows,
 //! the impurities and leaf values are weighted. All scratch memory is allocated once per tree: each node sorts
@@ -15,11 +16,14 @@
 use dipper_models::native::trees::Tree;
 use rand::Rng;
 
+use super::categorical;
 use super::params::Criterion;
 use crate::TrainError;
 
 /// Values closer than this are not split apart (scikit-learn's `FEATURE_THRESHOLD`).
 const FEATURE_THRESHOLD: f64 = 1e-7;
+/// Categorical features with more categories are split as ordered codes.
+pub(crate) const MAX_SET_CATEGORIES: usize = 1024;
 /// Deepest tree grown whatever `max_depth` says (the scorer refuses trees deeper than 4096 levels).
 pub(crate) const DEPTH_CAP: usize = 4000;
 
@@ -40,6 +44,8 @@ pub(crate) struct Problem<'a> {
     /// `columns[j][i]`: feature `j` of row `i`.
     pub columns: &'a [Vec<f64>],
     pub labels: Labels<'a>,
+    /// Per feature, the number of categories when it is split into category sets (`None`: ordered values).
+    pub categories: &'a [Option<usize>],
 }
 
 /// Resolved growth settings.
@@ -55,22 +61,33 @@ pub(crate) struct Growth {
 
 /// The best split found so far at a node.
 #[derive(Debug, Clone, Copy)]
-struct Best {
-    feature: usize,
-    threshold: f64,
-    missing_left: bool,
-    node_has_missing: bool,
-    proxy: f64,
+pub(super) struct Best {
+    pub feature: usize,
+    /// A category-set split: the left categories are in `Scratch::best_cats`.
+    pub categorical: bool,
+    pub threshold: f64,
+    pub missing_left: bool,
+    pub node_has_missing: bool,
+    pub proxy: f64,
 }
 
-struct Scratch {
-    pairs: Vec<(f64, u32)>,
-    features: Vec<usize>,
-    total: Vec<f64>,
-    left: Vec<f64>,
-    right: Vec<f64>,
-    missing: Vec<f64>,
-    tmp: Vec<f64>,
+pub(super) struct Scratch {
+    pub pairs: Vec<(f64, u32)>,
+    pub features: Vec<usize>,
+    pub total: Vec<f64>,
+    pub left: Vec<f64>,
+    pub right: Vec<f64>,
+    pub missing: Vec<f64>,
+    pub tmp: Vec<f64>,
+    /// Per category, its statistics (`m` values each) and row count at the node being split.
+    pub cat_stats: Vec<f64>,
+    pub cat_rows: Vec<usize>,
+    /// The categories present at the node with their sort key.
+    pub present: Vec<(f64, u32)>,
+    /// The left categories of the best categorical split so far.
+    pub best_cats: Vec<u32>,
+    /// Membership of `best_cats`, while partitioning.
+    pub in_left: Vec<bool>,
 }
 
 /// A node waiting to be grown: its rows are `samples[start..end]`.
@@ -101,6 +118,13 @@ pub(crate) fn grow(
         Labels::Values(_) => 3,
     };
     let n_features = problem.columns.len();
+    let max_cats = problem
+        .categories
+        .iter()
+        .flatten()
+        .copied()
+        .max()
+        .unwrap_or(0);
     let mut s = Scratch {
         pairs: Vec::with_capacity(samples.len()),
         features: (0..n_features).collect(),
@@ -109,7 +133,13 @@ pub(crate) fn grow(
         right: vec![0.0; m],
         missing: vec![0.0; m],
         tmp: vec![0.0; m],
+        cat_stats: vec![0.0; max_cats * m],
+        cat_rows: vec![0; max_cats],
+        present: Vec::new(),
+        best_cats: Vec::new(),
+        in_left: vec![false; max_cats],
     };
+    let uses_sets = max_cats > 0;
     let vectors = matches!(problem.labels, Labels::Classes { k, .. } if k > 2);
     let mut tree = Tree::default();
     let max_depth = growth.max_depth.min(DEPTH_CAP);
@@ -132,6 +162,9 @@ pub(crate) fn grow(
             root_weight = node_weight;
         }
         let id = push_leaf(&mut tree, problem.labels, &s.total, vectors)?;
+        if uses_sets {
+            tree.categories.push(Vec::new());
+        }
         if let Some((parent, is_left)) = job.parent {
             if is_left {
                 tree.left[parent] = id as i32;
@@ -152,19 +185,30 @@ pub(crate) fn grow(
         };
         // Partition in place with the rule the scorer applies.
         let column = &problem.columns[best.feature];
-        let goes_left = |x: f64, missing_left: bool| {
+        if best.categorical {
+            for &c in &s.best_cats {
+                s.in_left[c as usize] = true;
+            }
+        }
+        let in_left = &s.in_left;
+        let goes_left = |x: f64| {
             if x.is_nan() {
-                missing_left
+                best.missing_left
+            } else if best.categorical {
+                categorical::code(x, in_left.len()).is_some_and(|c| in_left[c])
             } else {
                 x <= best.threshold
             }
         };
         let mut n_left = 0;
         for i in 0..n {
-            if goes_left(column[rows[i] as usize], best.missing_left) {
+            if goes_left(column[rows[i] as usize]) {
                 rows.swap(i, n_left);
                 n_left += 1;
             }
+        }
+        for &c in &s.best_cats {
+            s.in_left[c as usize] = false;
         }
         if n_left == 0 || n_left == n {
             continue;
@@ -189,6 +233,11 @@ pub(crate) fn grow(
         }
         tree.feature[id] = best.feature as u32;
         tree.threshold[id] = best.threshold;
+        if best.categorical {
+            let mut cats = s.best_cats.clone();
+            cats.sort_unstable();
+            tree.categories[id] = cats;
+        }
         tree.missing_left[id] = if best.node_has_missing {
             best.missing_left
         } else {
@@ -212,6 +261,9 @@ pub(crate) fn grow(
             depth: job.depth + 1,
             parent: Some((id, true)),
         });
+    }
+    if tree.categories.iter().all(Vec::is_empty) {
+        tree.categories = Vec::new();
     }
     Ok(tree)
 }
@@ -248,7 +300,7 @@ fn push_leaf(
 
 /// Adds row `r` with weight `w` to `stats`: `[weight, class weights...]` or `[weight, Σwy, Σwy²]`.
 #[inline]
-fn add(stats: &mut [f64], labels: Labels, r: u32, w: f64) {
+pub(super) fn add(stats: &mut [f64], labels: Labels, r: u32, w: f64) {
     stats[0] += w;
     match labels {
         Labels::Classes { y, .. } => stats[1 + y[r as usize] as usize] += w,
@@ -304,7 +356,7 @@ fn proxy(criterion: Criterion, stats: &[f64]) -> f64 {
 
 /// Score of the split whose left child is `left` (the right child is `total - left`); uses `right` as scratch.
 #[inline]
-fn score(criterion: Criterion, total: &[f64], left: &[f64], right: &mut [f64]) -> f64 {
+pub(super) fn score(criterion: Criterion, total: &[f64], left: &[f64], right: &mut [f64]) -> f64 {
     for ((r, t), l) in right.iter_mut().zip(total).zip(left) {
         *r = t - l;
     }
@@ -339,13 +391,18 @@ fn best_split(
     let msl = growth.min_samples_leaf;
     let n_features = s.features.len();
     let mut best: Option<Best> = None;
-    let mut best_proxy = f64::NEG_INFINITY;
     let (mut drawn, mut visited) = (0, 0);
     while drawn < n_features && visited < growth.max_features {
         let pick = rng.random_range(drawn..n_features);
         s.features.swap(drawn, pick);
         let f = s.features[drawn];
         drawn += 1;
+        if let Some(k) = problem.categories[f] {
+            if categorical::scan(problem, growth, weights, rows, s, (f, k), &mut best) {
+                visited += 1;
+            }
+            continue;
+        }
         let column = &problem.columns[f];
         s.pairs.clear();
         s.missing.fill(0.0);
@@ -369,10 +426,10 @@ fn best_split(
         }
         visited += 1;
         let mut consider = |proxy: f64, threshold: f64, missing_left: bool| {
-            if proxy > best_proxy {
-                best_proxy = proxy;
+            if best.is_none_or(|b| proxy > b.proxy) {
                 best = Some(Best {
                     feature: f,
+                    categorical: false,
                     threshold,
                     missing_left,
                     node_has_missing: n_miss > 0,

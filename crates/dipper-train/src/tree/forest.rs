@@ -214,7 +214,7 @@ impl RandomForest {
     }
 }
 
-/// The leaf row `row` reaches (trees grown here have numeric splits only).
+/// The leaf row `row` reaches, by the scorer's rules.
 pub(crate) fn leaf_of(tree: &Tree, columns: &[Vec<f64>], row: usize) -> usize {
     let mut i = 0;
     while tree.left[i] >= 0 {
@@ -222,7 +222,12 @@ pub(crate) fn leaf_of(tree: &Tree, columns: &[Vec<f64>], row: usize) -> usize {
         let left = if x.is_nan() {
             tree.missing_left[i]
         } else {
-            x <= tree.threshold[i]
+            match tree.categories.get(i) {
+                Some(set) if !set.is_empty() => {
+                    x >= 0.0 && u32::try_from(x as u64).is_ok_and(|c| set.binary_search(&c).is_ok())
+                }
+                _ => x <= tree.threshold[i],
+            }
         };
         i = if left { tree.left[i] } else { tree.right[i] } as usize;
     }

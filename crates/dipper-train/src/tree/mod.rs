@@ -4,10 +4,11 @@
 //! classes), forests average their trees.
 //!
 //! - [`params`]: hyperparameters and their defaults.
-//! - [`cart`]: growing one tree.
+//! - [`cart`]: growing one tree; [`categorical`]: its category-set splits.
 //! - [`forest`]: bootstrap, parallel growth and the out-of-bag score.
 
 mod cart;
+mod categorical;
 mod forest;
 pub mod params;
 
@@ -76,6 +77,8 @@ struct Prepared {
     classes: Vec<u32>,
     /// Number of classes, 0 for regression.
     k: usize,
+    /// Per feature, the category count when split into category sets.
+    categories: Vec<Option<usize>>,
     n_features: usize,
     n_rows: usize,
 }
@@ -107,6 +110,7 @@ impl Prepared {
                     ));
                 }
                 Ok(Prepared {
+                    categories: set_categories(train),
                     classes: Vec::new(),
                     k: 0,
                     n_features: train.n_features(),
@@ -139,6 +143,7 @@ impl Prepared {
                     )));
                 }
                 Ok(Prepared {
+                    categories: set_categories(train),
                     classes: y,
                     k,
                     n_features: train.n_features(),
@@ -151,6 +156,7 @@ impl Prepared {
     fn problem<'a>(&'a self, train: &'a Dataset) -> Problem<'a> {
         Problem {
             columns: &train.columns,
+            categories: &self.categories,
             labels: if self.k == 0 {
                 Labels::Values(&train.y)
             } else {
@@ -210,6 +216,17 @@ impl Prepared {
             trees,
         })
     }
+}
+
+/// Per feature, its category count if it is categorical with 2 to [`cart::MAX_SET_CATEGORIES`] categories.
+fn set_categories(train: &Dataset) -> Vec<Option<usize>> {
+    (0..train.n_features())
+        .map(|j| {
+            train
+                .n_categories(j)
+                .filter(|k| (2..=cart::MAX_SET_CATEGORIES).contains(k))
+        })
+        .collect()
 }
 
 #[cfg(test)]

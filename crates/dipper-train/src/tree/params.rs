@@ -156,26 +156,27 @@ impl TreeParams {
             t.min_samples_leaf = count("min_samples_leaf", v, 1)?;
         }
         if let Some(v) = p.get("max_features") {
-            t.max_features =
-                match v {
-                    Value::Null => Some(MaxFeatures::All),
-                    Value::String(s) => match s.as_str() {
-                        "auto" => None,
-                        "all" => Some(MaxFeatures::All),
-                        "sqrt" => Some(MaxFeatures::Sqrt),
-                        "log2" => Some(MaxFeatures::Log2),
-                        _ => return Err(TrainError::param(
+            t.max_features = match v {
+                Value::Null => Some(MaxFeatures::All),
+                Value::String(s) => match s.as_str() {
+                    "auto" => None,
+                    "all" => Some(MaxFeatures::All),
+                    "sqrt" => Some(MaxFeatures::Sqrt),
+                    "log2" => Some(MaxFeatures::Log2),
+                    _ => {
+                        return Err(TrainError::param(
                             "max_features",
                             format!(
                                 "'{s}' is not one of auto, all, sqrt, log2, a fraction or a count"
                             ),
-                        )),
-                    },
-                    _ => match count("max_features", v, 1)? {
-                        Count::Rows(c) => Some(MaxFeatures::Count(c)),
-                        Count::Fraction(f) => Some(MaxFeatures::Fraction(f)),
-                    },
-                };
+                        ))
+                    }
+                },
+                _ => match count("max_features", v, 1)? {
+                    Count::Rows(c) => Some(MaxFeatures::Count(c)),
+                    Count::Fraction(f) => Some(MaxFeatures::Fraction(f)),
+                },
+            };
         }
         if let Some(v) = p.get("min_impurity_decrease") {
             t.min_impurity_decrease = match v.as_f64() {

@@ -53,6 +53,44 @@ fn predict(tree: &Tree, d: &Dataset, row: usize) -> f64 {
     tree.value[leaf_of(tree, &d.columns, row)]
 }
 
+/// `dataset` with feature 0 categorical (codes, no names).
+fn categorical(columns: Vec<Vec<f64>>, y: Vec<f64>, classes: usize) -> Dataset {
+    let mut d = dataset(columns, y, classes);
+    let mut specs = d.schema.features().to_vec();
+    specs[0].kind = dipper_core::FeatureKind::Categorical { categories: vec![] };
+    d.schema = FeatureSchema::new(specs).unwrap();
+    d
+}
+
+#[test]
+fn categorical_features_split_into_category_sets() {
+    // Codes 0 and 2 are class 1, 1 and 3 class 0: one set split separates them; missing rows are class 1.
+    let x = vec![0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0, f64::NAN, -1.0];
+    let y = vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+    let d = categorical(vec![x], y, 2);
+    let t = fit_tree(json!({"max_depth": 1}), &d);
+    assert_eq!(t.left.len(), 3);
+    assert_eq!(t.categories.len(), 3);
+    let left = &t.categories[0];
+    assert!(left == &vec![0, 2] || left == &vec![1, 3], "{left:?}");
+    for r in 0..d.n_rows() {
+        assert_eq!(predict(&t, &d, r), d.y[r], "row {r}");
+    }
+    // The same as a regression, scored through the real scorer.
+    let mut d = d;
+    d.target = Target::Regression;
+    let t = fit_tree(json!({"max_depth": 1}), &d);
+    assert_eq!(t.categories[0].len(), 2);
+    // And with three classes: codes 0,1 -> class 0; 2 -> class 1; 3 -> class 2.
+    let x = vec![0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0];
+    let d = categorical(vec![x], vec![0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 1.0, 2.0], 3);
+    let t = fit_tree(json!({}), &d);
+    for r in 0..d.n_rows() {
+        let leaf = leaf_of(&t, &d.columns, r);
+        assert_eq!(t.leaf_vectors[leaf][d.class(r)], 1.0, "row {r}");
+    }
+}
+
 #[test]
 fn threshold_is_the_midpoint() {
     let d = dataset(vec![vec![1.0, 2.0, 3.0, 4.0]], vec![0.0, 0.0, 1.0, 1.0], 2);
@@ -259,14 +297,17 @@ proptest! {
     /// distinct features.
     #[test]
     fn growth_never_panics_and_fits_training_rows(
-        rows in proptest::collection::vec((proptest::option::of(-5i32..5), -3i32..3, 0u32..3), 1..40),
+        rows in proptest::collection::vec((proptest::option::of(-5i32..5), -3i32..6, 0u32..3), 1..40),
         max_features in 1usize..3,
+        sets in any::<bool>(),
     ) {
         let x0: Vec<f64> = rows.iter().map(|r| r.0.map_or(f64::NAN, f64::from)).collect();
+        // Feature 1 is categorical with 4 categories when `sets`; other values (negative, 4, 5) go right.
         let x1: Vec<f64> = rows.iter().map(|r| f64::from(r.1)).collect();
+        let categories = [None, sets.then_some(4)];
         let y: Vec<u32> = rows.iter().map(|r| r.2).collect();
         let columns = vec![x0, x1];
-        let problem = Problem { columns: &columns, labels: Labels::Classes { y: &y, k: 3 } };
+        let problem = Problem { columns: &columns, labels: Labels::Classes { y: &y, k: 3 }, categories: &categories };
         let growth = Growth {
             criterion: Criterion::Entropy,
             max_depth: usize::MAX,
@@ -279,10 +320,10 @@ proptest! {
         let tree = cart::grow(&problem, &growth, &vec![1.0; rows.len()], &mut rng).unwrap();
         prop_assert!(tree.threshold.iter().all(|t| t.is_finite()));
         prop_assert!(tree.build_nodes().is_ok());
+        // Values outside the categories are alike to a set split.
+        let key = |r: &(Option<i32>, i32, u32)| (r.0, if sets && !(0..4).contains(&r.1) { -1 } else { r.1 });
         for i in 0..rows.len() {
-            let duplicate = (0..rows.len()).any(|j| {
-                (rows[j].0, rows[j].1) == (rows[i].0, rows[i].1) && rows[j].2 != rows[i].2
-            });
+            let duplicate = (0..rows.len()).any(|j| key(&rows[j]) == key(&rows[i]) && rows[j].2 != rows[i].2);
             if !duplicate {
                 let leaf = leaf_of(&tree, &columns, i);
                 prop_assert_eq!(tree.leaf_vectors[leaf][y[i] as usize], 1.0);
