@@ -235,14 +235,32 @@ fn bad_params_name_the_parameter() {
         "min_samples_leaf"
     );
     let train = load("regression", "train", false);
-    match fit(
-        "rf",
-        json!({"criterion": "entropy", "n_estimators": 1}),
-        &train,
-    ) {
-        Err(TrainError::Param { name, .. }) => assert_eq!(name, "criterion"),
-        other => panic!("expected a criterion error, got {other:?}"),
+    for (params, name) in [
+        (
+            json!({"criterion": "entropy", "n_estimators": 1}),
+            "criterion",
+        ),
+        (
+            json!({"max_samples": 4001, "n_estimators": 1}),
+            "max_samples",
+        ),
+    ] {
+        match fit("rf", params, &train) {
+            Err(TrainError::Param { name: got, .. }) => assert_eq!(got, name),
+            other => panic!("expected a {name} error, got {other:?}"),
+        }
     }
+    // Huge but valid values train (a single leaf) rather than overflow.
+    let body = fit(
+        "tree",
+        json!({"min_samples_leaf": u64::MAX, "max_depth": u64::MAX}),
+        &train,
+    )
+    .unwrap();
+    let ModelBody::Trees(trees) = body else {
+        panic!("not trees")
+    };
+    assert_eq!(trees.trees[0].left, vec![-1]);
 }
 
 #[test]

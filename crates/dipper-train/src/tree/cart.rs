@@ -175,7 +175,7 @@ pub(crate) fn grow(
         let impurity = impurity(growth.criterion, &s.total);
         if job.depth >= max_depth
             || n < growth.min_samples_split
-            || n < 2 * growth.min_samples_leaf
+            || n < growth.min_samples_leaf.saturating_mul(2)
             || impurity <= f64::EPSILON
         {
             continue;

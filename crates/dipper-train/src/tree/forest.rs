@@ -123,6 +123,14 @@ impl Algorithm for RandomForest {
         progress: &dyn Progress,
     ) -> Result<ModelBody, TrainError> {
         let data = Prepared::new(train)?;
+        if let Some(Count::Rows(r)) = self.max_samples {
+            if r > train.n_rows() {
+                return Err(TrainError::param(
+                    "max_samples",
+                    format!("{r} is more than the {} training rows", train.n_rows()),
+                ));
+            }
+        }
         let default_features = if data.k > 0 {
             MaxFeatures::Sqrt
         } else {
