@@ -66,8 +66,9 @@ pub struct Header {
 }
 
 /// One input feature of a native model.
+// No `deny_unknown_fields` here: serde does not support it together with `flatten` (every field would be
+// reported unknown, so no native model with features could load).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FeatureInfo {
     pub name: String,
     #[serde(flatten)]
