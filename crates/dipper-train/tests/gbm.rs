@@ -22,7 +22,10 @@ fn reference_params() -> serde_json::Value {
 }
 
 fn fit(params: serde_json::Value, train: &Dataset, valid: Option<&Dataset>) -> ModelBody {
-    Gbm::from_params(&params).unwrap().fit(train, valid, &NoProgress).unwrap()
+    Gbm::from_params(&params)
+        .unwrap()
+        .fit(train, valid, &NoProgress)
+        .unwrap()
 }
 
 fn n_trees(body: &ModelBody) -> usize {
@@ -39,7 +42,10 @@ fn binary_auc_matches_lightgbm() {
     let body = fit(reference_params(), &train, None);
     let m = common::eval_classifier(&*common::scorer(&train, "gbm", body), &test);
     let want = common::reference("binary", "gbm", "auc");
-    eprintln!("binary auc {} (LightGBM {want}), logloss {}", m.auc, m.logloss);
+    eprintln!(
+        "binary auc {} (LightGBM {want}), logloss {}",
+        m.auc, m.logloss
+    );
     assert!(m.auc >= want - 0.005, "auc {} vs LightGBM {want}", m.auc);
 }
 
@@ -54,9 +60,20 @@ fn multiclass_close_to_lightgbm() {
         common::reference("multiclass", "gbm", "logloss"),
         common::reference("multiclass", "gbm", "accuracy"),
     );
-    eprintln!("multiclass logloss {} (LightGBM {ll}), accuracy {} (LightGBM {acc})", m.logloss, m.accuracy);
-    assert!(m.logloss <= ll * 1.1, "logloss {} vs LightGBM {ll}", m.logloss);
-    assert!(m.accuracy >= acc - 0.015, "accuracy {} vs LightGBM {acc}", m.accuracy);
+    eprintln!(
+        "multiclass logloss {} (LightGBM {ll}), accuracy {} (LightGBM {acc})",
+        m.logloss, m.accuracy
+    );
+    assert!(
+        m.logloss <= ll * 1.1,
+        "logloss {} vs LightGBM {ll}",
+        m.logloss
+    );
+    assert!(
+        m.accuracy >= acc - 0.015,
+        "accuracy {} vs LightGBM {acc}",
+        m.accuracy
+    );
 }
 
 #[test]
@@ -93,9 +110,13 @@ fn poisson_fits_counts() {
 #[test]
 fn same_seed_same_model_whatever_the_thread_count() {
     let train = common::load("binary", "train", true);
-    let params = json!({"num_iterations": 20, "bagging_fraction": 0.7, "feature_fraction": 0.6, "seed": 7});
+    let params =
+        json!({"num_iterations": 20, "bagging_fraction": 0.7, "feature_fraction": 0.6, "seed": 7});
     let on = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| fit(params.clone(), &train, None))
     };
     let a = on(1);
@@ -110,7 +131,10 @@ struct Recorder(Mutex<Vec<(u64, u64, String)>>);
 
 impl Progress for Recorder {
     fn update(&self, done: u64, total: u64, message: &str) {
-        self.0.lock().unwrap().push((done, total, message.to_string()));
+        self.0
+            .lock()
+            .unwrap()
+            .push((done, total, message.to_string()));
     }
 }
 
@@ -120,11 +144,20 @@ fn early_stopping_keeps_the_best_iteration() {
     let valid = common::load("binary", "test", true);
     let params = json!({"num_iterations": 1000, "learning_rate": 0.3, "early_stopping_rounds": 10, "seed": 1});
     let rec = Recorder(Mutex::new(Vec::new()));
-    let body = Gbm::from_params(&params).unwrap().fit(&train, Some(&valid), &rec).unwrap();
+    let body = Gbm::from_params(&params)
+        .unwrap()
+        .fit(&train, Some(&valid), &rec)
+        .unwrap();
     let log = rec.0.into_inner().unwrap();
     assert!(log.len() < 1000, "did not stop");
-    assert!(log.iter().enumerate().all(|(i, (d, t, m))| *d == i as u64 + 1 && *t == 1000 && m.starts_with("valid logloss ")));
-    let metrics: Vec<f64> = log.iter().map(|(_, _, m)| m["valid logloss ".len()..].parse().unwrap()).collect();
+    assert!(log
+        .iter()
+        .enumerate()
+        .all(|(i, (d, t, m))| *d == i as u64 + 1 && *t == 1000 && m.starts_with("valid logloss ")));
+    let metrics: Vec<f64> = log
+        .iter()
+        .map(|(_, _, m)| m["valid logloss ".len()..].parse().unwrap())
+        .collect();
     let best = metrics.iter().copied().fold(f64::INFINITY, f64::min);
     let best_iter = metrics.iter().position(|&m| m == best).unwrap() + 1;
     assert_eq!(log.len(), best_iter + 10);
@@ -176,7 +209,9 @@ fn binary_set(columns: Vec<Vec<f64>>, y: Vec<f64>, categorical: &[usize]) -> Dat
         schema: schema(columns.len(), categorical),
         columns,
         y,
-        target: Target::Classification { classes: vec![ClassLabel::Int(0), ClassLabel::Int(1)] },
+        target: Target::Classification {
+            classes: vec![ClassLabel::Int(0), ClassLabel::Int(1)],
+        },
         label: "y".into(),
     }
 }
@@ -199,7 +234,11 @@ fn missing_values_go_where_they_belong() {
     let n = 2000;
     let x: Vec<f64> = (0..n).map(|i| ((i * 7919) % n) as f64 / n as f64).collect();
     let y: Vec<f64> = x.iter().map(|&v| (v > 0.5) as u8 as f64).collect();
-    let xm: Vec<f64> = x.iter().enumerate().map(|(i, &v)| if v > 0.5 && i % 2 == 0 { f64::NAN } else { v }).collect();
+    let xm: Vec<f64> = x
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if v > 0.5 && i % 2 == 0 { f64::NAN } else { v })
+        .collect();
     let train = binary_set(vec![xm], y, &[]);
     let body = fit(json!({"num_iterations": 20}), &train, None);
     let p = probabilities(&train, body, &[f64::NAN, 0.2, 0.8]);
@@ -212,19 +251,30 @@ fn categorical_features_split_on_category_sets() {
     let n = 3000;
     let cat: Vec<f64> = (0..n).map(|i| ((i * 31) % 12) as f64).collect();
     let noise: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64).collect();
-    let y: Vec<f64> = cat.iter().map(|&c| [1.0, 4.0, 6.0, 9.0].contains(&c) as u8 as f64).collect();
+    let y: Vec<f64> = cat
+        .iter()
+        .map(|&c| [1.0, 4.0, 6.0, 9.0].contains(&c) as u8 as f64)
+        .collect();
     let train = binary_set(vec![noise, cat], y, &[1]);
     let body = fit(json!({"num_iterations": 10}), &train, None);
-    let ModelBody::Trees(t) = &body else { unreachable!() };
+    let ModelBody::Trees(t) = &body else {
+        unreachable!()
+    };
     let first = &t.trees[0];
     assert_eq!(first.feature[0], 1);
     let mut root_set = first.categories[0].clone();
     root_set.sort_unstable();
-    assert!(root_set == vec![1, 4, 6, 9] || root_set == vec![0, 2, 3, 5, 7, 8, 10, 11], "{root_set:?}");
-    let rows: Vec<f64> = (0..12).flat_map(|c| [0.0, c as f64]).chain([0.0, 40.0, 0.0, f64::NAN]).collect();
+    assert!(
+        root_set == vec![1, 4, 6, 9] || root_set == vec![0, 2, 3, 5, 7, 8, 10, 11],
+        "{root_set:?}"
+    );
+    let rows: Vec<f64> = (0..12)
+        .flat_map(|c| [0.0, c as f64])
+        .chain([0.0, 40.0, 0.0, f64::NAN])
+        .collect();
     let p = probabilities(&train, body, &rows);
-    for c in 0..12 {
-        assert_eq!(p[c] > 0.5, [1, 4, 6, 9].contains(&c), "code {c}: {}", p[c]);
+    for (c, pc) in p.iter().take(12).enumerate() {
+        assert_eq!(*pc > 0.5, [1, 4, 6, 9].contains(&c), "code {c}: {pc}");
     }
     // An unseen code and a missing one score without error.
     assert!(p[12].is_finite() && p[13].is_finite());
@@ -233,7 +283,11 @@ fn categorical_features_split_on_category_sets() {
 #[test]
 fn degenerate_data_trains_or_fails_clearly() {
     // Constant and all-missing features: no split, the prior only.
-    let train = binary_set(vec![vec![1.0; 50], vec![f64::NAN; 50]], (0..50).map(|i| (i % 2) as f64).collect(), &[]);
+    let train = binary_set(
+        vec![vec![1.0; 50], vec![f64::NAN; 50]],
+        (0..50).map(|i| (i % 2) as f64).collect(),
+        &[],
+    );
     let body = fit(json!({}), &train, None);
     let p = probabilities(&train, body, &[1.0, f64::NAN]);
     assert!((p[0] - 0.5).abs() < 1e-9, "{p:?}");
@@ -250,26 +304,54 @@ fn degenerate_data_trains_or_fails_clearly() {
     assert!(m.rmse < 1e-9);
     // A class without rows.
     let one_class = binary_set(vec![vec![1.0, 2.0, 3.0]], vec![0.0; 3], &[]);
-    let err = Gbm::from_params(&json!({})).unwrap().fit(&one_class, None, &NoProgress).unwrap_err();
+    let err = Gbm::from_params(&json!({}))
+        .unwrap()
+        .fit(&one_class, None, &NoProgress)
+        .unwrap_err();
     assert!(matches!(err, TrainError::Unfit(_)), "{err}");
     // Empty training set; validation set of another shape.
     let empty = binary_set(vec![vec![]], vec![], &[]);
-    assert!(Gbm::from_params(&json!({})).unwrap().fit(&empty, None, &NoProgress).is_err());
-    let train = binary_set(vec![vec![1.0, 2.0, 3.0, 4.0]], vec![0.0, 1.0, 0.0, 1.0], &[]);
+    assert!(Gbm::from_params(&json!({}))
+        .unwrap()
+        .fit(&empty, None, &NoProgress)
+        .is_err());
+    let train = binary_set(
+        vec![vec![1.0, 2.0, 3.0, 4.0]],
+        vec![0.0, 1.0, 0.0, 1.0],
+        &[],
+    );
     let other = binary_set(vec![vec![1.0], vec![2.0]], vec![0.0], &[]);
-    assert!(Gbm::from_params(&json!({})).unwrap().fit(&train, Some(&other), &NoProgress).is_err());
+    assert!(Gbm::from_params(&json!({}))
+        .unwrap()
+        .fit(&train, Some(&other), &NoProgress)
+        .is_err());
     // Poisson on negative targets; binary objective on regression data.
-    let reg = Dataset { y: vec![-1.0, 2.0, 3.0, 4.0], target: Target::Regression, ..train.clone() };
-    let e = Gbm::from_params(&json!({"objective": "poisson"})).unwrap().fit(&reg, None, &NoProgress).unwrap_err();
+    let reg = Dataset {
+        y: vec![-1.0, 2.0, 3.0, 4.0],
+        target: Target::Regression,
+        ..train.clone()
+    };
+    let e = Gbm::from_params(&json!({"objective": "poisson"}))
+        .unwrap()
+        .fit(&reg, None, &NoProgress)
+        .unwrap_err();
     assert!(matches!(e, TrainError::Data { .. }), "{e}");
-    let e = Gbm::from_params(&json!({"objective": "binary"})).unwrap().fit(&reg, None, &NoProgress).unwrap_err();
-    assert!(matches!(&e, TrainError::Param { name, .. } if name == "objective"), "{e}");
+    let e = Gbm::from_params(&json!({"objective": "binary"}))
+        .unwrap()
+        .fit(&reg, None, &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(&e, TrainError::Param { name, .. } if name == "objective"),
+        "{e}"
+    );
     // NaN everywhere, multiclass.
     let nan = Dataset {
         schema: schema(2, &[]),
         columns: vec![vec![f64::NAN; 30]; 2],
         y: (0..30).map(|i| (i % 3) as f64).collect(),
-        target: Target::Classification { classes: (0..3).map(ClassLabel::Int).collect() },
+        target: Target::Classification {
+            classes: (0..3).map(ClassLabel::Int).collect(),
+        },
         label: "y".into(),
     };
     let body = fit(json!({}), &nan, None);

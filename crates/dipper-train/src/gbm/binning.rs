@@ -227,7 +227,10 @@ mod tests {
         for &bin in &b.columns[0] {
             counts[bin as usize] += 1;
         }
-        assert!(counts[..15].iter().all(|&c| c > 30 && c < 110), "{counts:?}");
+        assert!(
+            counts[..15].iter().all(|&c| c > 30 && c < 110),
+            "{counts:?}"
+        );
     }
 
     #[test]

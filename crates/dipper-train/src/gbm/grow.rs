@@ -138,8 +138,7 @@ impl<'a> TreeLearner<'a> {
             histogram::build(&mut h, self.data, active, rows, grads, true);
         } else {
             self.ordered.clear();
-            self.ordered
-                .extend(rows.iter().map(|&r| grads[r as usize]));
+            self.ordered.extend(rows.iter().map(|&r| grads[r as usize]));
             histogram::build(&mut h, self.data, active, rows, &self.ordered, false);
         }
         h

@@ -101,16 +101,42 @@ mod tests {
         assert_eq!(
             all[..3],
             [
-                HistBin { g: 1.0, h: 1.0, n: 1 },
-                HistBin { g: 5.0, h: 2.0, n: 2 },
-                HistBin { g: 4.0, h: 2.0, n: 1 }
+                HistBin {
+                    g: 1.0,
+                    h: 1.0,
+                    n: 1
+                },
+                HistBin {
+                    g: 5.0,
+                    h: 2.0,
+                    n: 2
+                },
+                HistBin {
+                    g: 4.0,
+                    h: 2.0,
+                    n: 1
+                }
             ]
         );
         let mut part = vec![HistBin::default(); data.total_bins];
-        build(&mut part, &data, &active, &[1, 3], &[grads[1], grads[3]], false);
+        build(
+            &mut part,
+            &data,
+            &active,
+            &[1, 3],
+            &[grads[1], grads[3]],
+            false,
+        );
         subtract(&mut all, &part, &data, &active);
         let mut rest = vec![HistBin::default(); data.total_bins];
-        build(&mut rest, &data, &active, &[0, 2], &[grads[0], grads[2]], false);
+        build(
+            &mut rest,
+            &data,
+            &active,
+            &[0, 2],
+            &[grads[0], grads[2]],
+            false,
+        );
         assert_eq!(all, rest);
     }
 }

@@ -42,7 +42,11 @@ impl Objective {
                 format!(
                     "{} does not fit a {} target",
                     kind.name(),
-                    if k > 0 { "classification" } else { "regression" }
+                    if k > 0 {
+                        "classification"
+                    } else {
+                        "regression"
+                    }
                 ),
             ));
         }
@@ -79,7 +83,14 @@ impl Objective {
                 if !y.is_finite() || (obj == Objective::Poisson && y < 0.0) {
                     return Err(TrainError::data(
                         format!("row {i}"),
-                        format!("target {y} is not a finite{} number", if obj == Objective::Poisson { " non-negative" } else { "" }),
+                        format!(
+                            "target {y} is not a finite{} number",
+                            if obj == Objective::Poisson {
+                                " non-negative"
+                            } else {
+                                ""
+                            }
+                        ),
                     ));
                 }
             }

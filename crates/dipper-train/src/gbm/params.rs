@@ -161,7 +161,9 @@ impl GbmParams {
                         _ => uint(key, v, 1, 1000)? as usize,
                     }
                 }
-                "min_data_in_leaf" => p.min_data_in_leaf = uint(key, v, 1, u32::MAX as u64)? as usize,
+                "min_data_in_leaf" => {
+                    p.min_data_in_leaf = uint(key, v, 1, u32::MAX as u64)? as usize
+                }
                 "min_sum_hessian_in_leaf" => {
                     p.min_sum_hessian_in_leaf = num(key, v, 0.0, f64::MAX, false)?
                 }
@@ -227,7 +229,10 @@ mod tests {
         assert_eq!(err_name(json!({"num_leafs": 3})), "num_leafs");
         assert_eq!(err_name(json!({"num_leaves": 1})), "num_leaves");
         assert_eq!(err_name(json!({"learning_rate": 0})), "learning_rate");
-        assert_eq!(err_name(json!({"bagging_fraction": 1.5})), "bagging_fraction");
+        assert_eq!(
+            err_name(json!({"bagging_fraction": 1.5})),
+            "bagging_fraction"
+        );
         assert_eq!(err_name(json!({"objective": "huber"})), "objective");
         assert_eq!(err_name(json!({"max_bin": 256})), "max_bin");
         assert_eq!(err_name(json!([1])), "params");

@@ -175,15 +175,15 @@ pub fn best_split(
         }
     } else {
         order = (0..nv).filter(|&c| hist[c].n > 0).collect();
-        let missing_sides: &[bool] = if miss.n > 0 {
-            &[false, true]
-        } else {
-            &[false]
-        };
+        let missing_sides: &[bool] = if miss.n > 0 { &[false, true] } else { &[false] };
         if order.len() <= cfg.max_cat_to_onehot {
             for (i, &c) in order.iter().enumerate() {
                 for &ml in missing_sides {
-                    let base = if ml { Stats::default().add(&miss) } else { Stats::default() };
+                    let base = if ml {
+                        Stats::default().add(&miss)
+                    } else {
+                        Stats::default()
+                    };
                     // One category: encoded as `at = i + 1` over a one-element window below.
                     consider(base.add(&hist[c]), ml, i + 1, false);
                 }
@@ -194,9 +194,17 @@ pub fn best_split(
             let max_left = cfg.max_cat_threshold.min(order.len() - 1);
             for reversed in [false, true] {
                 for &ml in missing_sides {
-                    let mut left = if ml { Stats::default().add(&miss) } else { Stats::default() };
+                    let mut left = if ml {
+                        Stats::default().add(&miss)
+                    } else {
+                        Stats::default()
+                    };
                     for i in 0..max_left {
-                        let c = if reversed { order[order.len() - 1 - i] } else { order[i] };
+                        let c = if reversed {
+                            order[order.len() - 1 - i]
+                        } else {
+                            order[i]
+                        };
                         left = left.add(&hist[c]);
                         consider(left, ml, i + 1, reversed);
                     }
@@ -255,7 +263,11 @@ mod tests {
             e.g += g[i];
             e.h += 1.0;
             e.n += 1;
-            s = s.add(&HistBin { g: g[i], h: 1.0, n: 1 });
+            s = s.add(&HistBin {
+                g: g[i],
+                h: 1.0,
+                n: 1,
+            });
         }
         (h, s)
     }
@@ -281,7 +293,10 @@ mod tests {
     fn categorical_split_groups_categories() {
         // Codes 0..6; codes 1, 3 and 5 have negative gradients.
         let codes: Vec<f64> = (0..60).map(|i| (i % 6) as f64).collect();
-        let g: Vec<f64> = codes.iter().map(|c| if *c as u32 % 2 == 1 { -1.0 } else { 1.0 }).collect();
+        let g: Vec<f64> = codes
+            .iter()
+            .map(|c| if *c as u32 % 2 == 1 { -1.0 } else { 1.0 })
+            .collect();
         let data = Binned::new(&[codes], &[true], 255);
         let (h, s) = hist_of(&data, 0, &g);
         let sp = best_split(0, &data.features[0], &h, s, &cfg()).unwrap();
