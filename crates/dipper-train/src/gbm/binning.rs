@@ -12,6 +12,9 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
+/// Histogram slots per feature (every possible u8 bin).
+pub const HIST_SLOTS: usize = 256;
+
 /// Largest category code the scorer accepts.
 const MAX_CODE: f64 = (1u32 << 24) as f64;
 
@@ -159,9 +162,9 @@ pub struct Binned {
     pub features: Vec<FeatureBins>,
     /// `columns[j][i]`: bin of feature `j` in row `i`.
     pub columns: Vec<Vec<u8>>,
-    /// Where each feature's bins start in a leaf histogram.
+    /// Where each feature's bins start in a leaf histogram (`j * HIST_SLOTS`).
     pub offsets: Vec<usize>,
-    /// Total bins over all features (histogram length).
+    /// Histogram length: `HIST_SLOTS` per feature.
     pub total_bins: usize,
 }
 
@@ -181,12 +184,9 @@ impl Binned {
                 (fb, bins)
             })
             .unzip();
-        let mut offsets = Vec::with_capacity(features.len());
-        let mut total_bins = 0;
-        for f in &features {
-            offsets.push(total_bins);
-            total_bins += f.n_bins;
-        }
+        // Every feature gets 256 histogram slots, so a u8 bin indexes its slice without bounds checks.
+        let offsets: Vec<usize> = (0..features.len()).map(|j| j * HIST_SLOTS).collect();
+        let total_bins = features.len() * HIST_SLOTS;
         Binned {
             features,
             columns,
@@ -248,6 +248,6 @@ mod tests {
         assert_eq!(b.features[3].n_bins, 5);
         // -1 is not a code: the "other" bin.
         assert_eq!(b.columns[3], vec![0, 1, 2, 3]);
-        assert_eq!(b.offsets, vec![0, 4, 6, 8]);
+        assert_eq!(b.offsets, vec![0, 256, 512, 768]);
     }
 }

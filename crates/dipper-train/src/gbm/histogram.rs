@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::binning::Binned;
+use super::binning::{Binned, HIST_SLOTS};
 
 /// One bin's sums.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -18,15 +18,10 @@ pub struct HistBin {
 const PARALLEL_MIN_WORK: usize = 16 * 1024;
 
 /// Splits a leaf histogram into its per-feature slices.
-fn feature_slices<'h>(hist: &'h mut [HistBin], data: &Binned) -> Vec<&'h mut [HistBin]> {
-    let mut out = Vec::with_capacity(data.features.len());
-    let mut rest = hist;
-    for f in &data.features {
-        let (head, tail) = rest.split_at_mut(f.n_bins);
-        out.push(head);
-        rest = tail;
-    }
-    out
+fn feature_slices(hist: &mut [HistBin]) -> Vec<&mut [HistBin; HIST_SLOTS]> {
+    hist.chunks_exact_mut(HIST_SLOTS)
+        .map(|c| c.try_into().expect("chunks are HIST_SLOTS long"))
+        .collect()
 }
 
 /// Fills the slices of the `active` features of `hist` with the sums over `rows`. `ordered[k]` is the
@@ -40,12 +35,12 @@ pub fn build(
     all_rows: bool,
 ) {
     debug_assert_eq!(rows.len(), ordered.len());
-    let slices = feature_slices(hist, data);
-    let fill = |(j, h): (usize, &mut [HistBin])| {
+    let slices = feature_slices(hist);
+    let fill = |(j, h): (usize, &mut [HistBin; HIST_SLOTS])| {
         if !active[j] {
             return;
         }
-        h.fill(HistBin::default());
+        h[..data.features[j].n_bins].fill(HistBin::default());
         let col = &data.columns[j];
         if all_rows {
             for (&b, gh) in col.iter().zip(ordered) {
@@ -78,6 +73,7 @@ pub fn subtract(parent: &mut [HistBin], child: &[HistBin], data: &Binned, active
             continue;
         }
         let range = data.offsets[j]..data.offsets[j] + f.n_bins;
+        // (Slots past `n_bins` are never filled or read.)
         for (p, c) in parent[range.clone()].iter_mut().zip(&child[range]) {
             p.g -= c.g;
             p.h -= c.h;

@@ -175,6 +175,7 @@ fn fit(
     let early = valid.is_some() && p.early_stopping_rounds > 0;
     let (mut best_metric, mut best_iter) = (f64::INFINITY, 0usize);
     let mut done = 0usize;
+    let mut train_metric = f64::NAN;
     for it in 0..p.num_iterations {
         obj.gradients(&train.y, &scores, &mut grads);
         let bag = if bag_size < n {
@@ -227,10 +228,16 @@ fn fit(
         }
         trees.extend(iteration.into_iter().map(|t| t.tree));
         done = it + 1;
-        let (what, metric) = match valid {
-            Some(v) => ("valid", obj.metric(&v.y, &vscores)),
-            None => ("train", obj.metric(&train.y, &scores)),
+        let metric = match valid {
+            Some(v) => obj.metric(&v.y, &vscores),
+            // The training metric is only for display: every 10 iterations and at the end.
+            None if done % 10 == 0 || done == 1 || done == p.num_iterations => {
+                train_metric = obj.metric(&train.y, &scores);
+                train_metric
+            }
+            None => train_metric,
         };
+        let what = if valid.is_some() { "valid" } else { "train" };
         progress.update(
             done as u64,
             p.num_iterations as u64,

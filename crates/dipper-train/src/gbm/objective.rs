@@ -200,40 +200,44 @@ impl Objective {
         }
     }
 
-    /// The metric of `scores` on targets `y` (summed in row order, so it is deterministic).
+    /// The metric of `scores` on targets `y`. Summed in parallel over fixed chunks of rows whose sums are
+    /// added in order, so it does not depend on the thread count.
     pub fn metric(&self, y: &[f64], scores: &[f64]) -> f64 {
         let n = y.len();
         if n == 0 {
             return f64::NAN;
         }
-        let mut sum = 0.0;
-        match *self {
-            Objective::Regression => {
-                for (f, t) in scores.iter().zip(y) {
-                    sum += (f - t) * (f - t);
+        let row_loss = |i: usize, p: &mut Vec<f64>| -> f64 {
+            let (f, t) = (scores[i], y[i]);
+            match *self {
+                Objective::Regression => (f - t) * (f - t),
+                Objective::Poisson => f.exp() - t * f,
+                Objective::Binary => {
+                    let p = sigmoid(f).clamp(EPS, 1.0 - EPS);
+                    -(if t > 0.5 { p.ln() } else { (1.0 - p).ln() })
                 }
-                return (sum / n as f64).sqrt();
-            }
-            Objective::Poisson => {
-                for (f, t) in scores.iter().zip(y) {
-                    sum += f.exp() - t * f;
-                }
-            }
-            Objective::Binary => {
-                for (f, t) in scores.iter().zip(y) {
-                    let p = sigmoid(*f).clamp(EPS, 1.0 - EPS);
-                    sum -= if *t > 0.5 { p.ln() } else { (1.0 - p).ln() };
+                Objective::Multiclass(k) => {
+                    p.resize(k, 0.0);
+                    softmax((0..k).map(|c| scores[c * n + i]), p);
+                    -p[t as usize].clamp(EPS, 1.0 - EPS).ln()
                 }
             }
-            Objective::Multiclass(k) => {
-                let mut p = vec![0.0; k];
-                for (i, t) in y.iter().enumerate() {
-                    softmax((0..k).map(|c| scores[c * n + i]), &mut p);
-                    sum -= p[*t as usize].clamp(EPS, 1.0 - EPS).ln();
-                }
-            }
+        };
+        let partial: Vec<f64> = (0..n.div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|c| {
+                let mut p = Vec::new();
+                (c * CHUNK..((c + 1) * CHUNK).min(n))
+                    .map(|i| row_loss(i, &mut p))
+                    .sum()
+            })
+            .collect();
+        let mean = partial.iter().sum::<f64>() / n as f64;
+        if *self == Objective::Regression {
+            mean.sqrt()
+        } else {
+            mean
         }
-        sum / n as f64
     }
 }
 

@@ -283,7 +283,7 @@ mod tests {
         assert_eq!(sp.threshold_bin, 1);
         assert!(sp.missing_left);
         assert_eq!(sp.left.n, 4);
-        assert!((sp.gain - 6.0).abs() < 1e-12); // 16/4 + 4/2 - 0
+        assert!((sp.gain - (16.0 / 4.0 + 4.0 / 2.0 - 4.0 / 6.0)).abs() < 1e-12);
         let mut c = cfg();
         c.min_data_in_leaf = 4;
         assert!(best_split(0, &data.features[0], &h, s, &c).is_none());
