@@ -77,6 +77,55 @@ pub fn predict_raw(tree: &Tree, get: impl Fn(usize) -> f64) -> f64 {
     tree.value[n]
 }
 
+/// Rows per parallel task of a partition.
+const PARTITION_CHUNK: usize = 32 * 1024;
+
+/// Stably moves the rows of `seg` whose bin in `col` goes left (`table`) to the front; returns their count.
+/// Large segments are partitioned in parallel chunks, then put together in order.
+fn partition(seg: &mut [u32], tmp: &mut Vec<u32>, col: &[u8], table: &[bool; 256]) -> usize {
+    // Branch-free: every row is written to both sides, and only the right side's cursor advances.
+    fn chunk(seg: &mut [u32], right: &mut [u32], col: &[u8], table: &[bool; 256]) -> usize {
+        let (mut nl, mut nr) = (0, 0);
+        for k in 0..seg.len() {
+            let r = seg[k];
+            let left = table[col[r as usize] as usize];
+            seg[nl] = r;
+            right[nr] = r;
+            nl += left as usize;
+            nr += !left as usize;
+        }
+        nl
+    }
+    let len = seg.len();
+    tmp.clear();
+    tmp.resize(len, 0);
+    if len <= PARTITION_CHUNK {
+        let nl = chunk(seg, tmp, col, table);
+        seg[nl..].copy_from_slice(&tmp[..len - nl]);
+        return nl;
+    }
+    let counts: Vec<usize> = seg
+        .par_chunks_mut(PARTITION_CHUNK)
+        .zip(tmp.par_chunks_mut(PARTITION_CHUNK))
+        .map(|(s, t)| chunk(s, t, col, table))
+        .collect();
+    // Gather the left parts to the front, in order (each moves down, so in place), then the right parts.
+    let mut nl = 0;
+    for (c, &n) in counts.iter().enumerate() {
+        let from = c * PARTITION_CHUNK;
+        seg.copy_within(from..from + n, nl);
+        nl += n;
+    }
+    let mut at = nl;
+    for (c, &n) in counts.iter().enumerate() {
+        let from = c * PARTITION_CHUNK;
+        let size = PARTITION_CHUNK.min(len - from);
+        seg[at..at + size - n].copy_from_slice(&tmp[from..from + size - n]);
+        at += size - n;
+    }
+    nl
+}
+
 struct Leaf {
     start: usize,
     len: usize,
@@ -232,20 +281,12 @@ impl<'a> TreeLearner<'a> {
             let table = split.left_table(fb);
             // Stable partition of the leaf's rows.
             let (start, len) = (leaves[li].start, leaves[li].len);
-            let col = &data.columns[split.feature];
-            let seg = &mut self.indices[start..start + len];
-            self.tmp.clear();
-            let mut n_left = 0;
-            for k in 0..len {
-                let r = seg[k];
-                if table[col[r as usize] as usize] {
-                    seg[n_left] = r;
-                    n_left += 1;
-                } else {
-                    self.tmp.push(r);
-                }
-            }
-            seg[n_left..].copy_from_slice(&self.tmp);
+            let n_left = partition(
+                &mut self.indices[start..start + len],
+                &mut self.tmp,
+                &data.columns[split.feature],
+                &table,
+            );
             debug_assert_eq!(n_left as u64, split.left.n);
             // The node becomes a split with two leaf children.
             let node = leaves[li].node;
@@ -380,5 +421,35 @@ impl<'a> TreeLearner<'a> {
         }
         // Free buffers beyond what a tree can hold are not kept.
         self.pool.truncate(self.max_hists + 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_is_stable_in_any_size() {
+        for len in [0, 1, 5, PARTITION_CHUNK, 3 * PARTITION_CHUNK + 17] {
+            let col: Vec<u8> = (0..len).map(|i| ((i * 37) % 11) as u8).collect();
+            let mut table = [false; 256];
+            for b in [1, 4, 5, 9] {
+                table[b] = true;
+            }
+            let mut seg: Vec<u32> = (0..len as u32).collect();
+            let mut tmp = Vec::new();
+            let nl = partition(&mut seg, &mut tmp, &col, &table);
+            let want: Vec<u32> = (0..len as u32)
+                .filter(|&r| table[col[r as usize] as usize])
+                .chain((0..len as u32).filter(|&r| !table[col[r as usize] as usize]))
+                .collect();
+            assert_eq!(seg, want);
+            assert_eq!(
+                nl,
+                want.iter()
+                    .filter(|&&r| table[col[r as usize] as usize])
+                    .count()
+            );
+        }
     }
 }

@@ -66,7 +66,11 @@ impl SplitConfig {
     fn leaf_gain(&self, s: Stats) -> f64 {
         let d = s.h + self.lambda_l2;
         if d > 0.0 && d.is_finite() {
-            let t = self.soft(s.g);
+            let t = if self.lambda_l1 > 0.0 {
+                self.soft(s.g)
+            } else {
+                s.g
+            };
             t * t / d
         } else {
             0.0
