@@ -231,7 +231,7 @@ fn fit(
         let metric = match valid {
             Some(v) => obj.metric(&v.y, &vscores),
             // The training metric is only for display: every 10 iterations and at the end.
-            None if done % 10 == 0 || done == 1 || done == p.num_iterations => {
+            None if done.is_multiple_of(10) || done == 1 || done == p.num_iterations => {
                 train_metric = obj.metric(&train.y, &scores);
                 train_metric
             }
