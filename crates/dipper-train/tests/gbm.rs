@@ -170,6 +170,30 @@ fn early_stopping_keeps_the_best_iteration() {
     assert!((m.logloss - best).abs() < 1e-3, "{} vs {best}", m.logloss);
 }
 
+#[test]
+fn bagged_training_scores_match_the_scorer() {
+    // The last progress message reports the training loss from the scores kept during training (rows out of
+    // the bag are scored through bins); the saved model must give the same loss.
+    let train = common::load("binary", "train", true);
+    let params =
+        json!({"num_iterations": 30, "bagging_fraction": 0.5, "feature_fraction": 0.5, "seed": 5});
+    let rec = Recorder(Mutex::new(Vec::new()));
+    let body = Gbm::from_params(&params)
+        .unwrap()
+        .fit(&train, None, &rec)
+        .unwrap();
+    let log = rec.0.into_inner().unwrap();
+    let (done, _, last) = log.last().unwrap();
+    assert_eq!(*done, 30);
+    let logged: f64 = last["train logloss ".len()..].parse().unwrap();
+    let m = common::eval_classifier(&*common::scorer(&train, "gbm", body), &train);
+    assert!(
+        (m.logloss - logged).abs() < 6e-5,
+        "{} vs {logged}",
+        m.logloss
+    );
+}
+
 /// A copy with every `step`-th value of the first `features` features set to NaN (offset per feature).
 fn with_nans(d: &Dataset, features: usize, step: usize) -> Dataset {
     let mut d = d.clone();
@@ -347,6 +371,14 @@ fn degenerate_data_trains_or_fails_clearly() {
         matches!(&e, TrainError::Param { name, .. } if name == "objective"),
         "{e}"
     );
+    // Targets too large for the gradients: an error, not a panic or a broken model.
+    let huge = Dataset {
+        y: vec![1e300, -1e300, 1e300, -1e300],
+        ..reg.clone()
+    };
+    let _ = Gbm::from_params(&json!({"min_data_in_leaf": 1}))
+        .unwrap()
+        .fit(&huge, None, &NoProgress);
     // NaN everywhere, multiclass.
     let nan = Dataset {
         schema: schema(2, &[]),

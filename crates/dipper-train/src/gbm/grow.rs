@@ -427,6 +427,67 @@ impl<'a> TreeLearner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Rows routed by bins during training land in the leaf the scorer's raw-value rules pick.
+    #[test]
+    fn binned_and_raw_routing_agree() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let n = 3000;
+        let cols: Vec<Vec<f64>> = (0..4)
+            .map(|j| {
+                (0..n)
+                    .map(|_| match rng.random_range(0..10) {
+                        0 => f64::NAN,
+                        _ if j == 3 => rng.random_range(0..9) as f64,
+                        // Few distinct values in feature 0, many (more than bins) in the others.
+                        _ if j == 0 => (rng.random_range(0..20) as f64) * 0.1,
+                        _ => rng.random::<f64>() * 1e3 - 500.0,
+                    })
+                    .collect()
+            })
+            .collect();
+        let data = Binned::new(&cols, &[false, false, false, true], 64);
+        let grads: Vec<[f32; 2]> = (0..n)
+            .map(|i| {
+                let s = cols[0][i].sin() + (cols[3][i] as i64 % 3) as f64 + cols[1][i] / 300.0;
+                [
+                    (if s.is_nan() { 1.0 } else { s }) as f32 + rng.random::<f32>(),
+                    1.0,
+                ]
+            })
+            .collect();
+        let cfg = GrowConfig {
+            split: SplitConfig {
+                lambda_l1: 0.0,
+                lambda_l2: 1.0,
+                min_data_in_leaf: 5,
+                min_sum_hessian_in_leaf: 1e-3,
+                min_gain_to_split: 0.0,
+                max_cat_to_onehot: 4,
+                max_cat_threshold: 32,
+                cat_smooth: 10.0,
+            },
+            num_leaves: 63,
+            max_depth: 0,
+            learning_rate: 1.0,
+        };
+        let mut learner = TreeLearner::new(&data, cfg);
+        let rows: Vec<u32> = (0..n as u32).collect();
+        let grown = learner.grow(&grads, &rows, true, &[true; 4]);
+        assert!(grown.n_splits() > 20);
+        assert!(!grown.tree.categories.is_empty());
+        let mut by_leaf = vec![0.0; n];
+        for &(start, len, v) in &grown.leaves {
+            for &r in &learner.indices()[start..start + len] {
+                by_leaf[r as usize] = v;
+            }
+        }
+        for (i, &want) in by_leaf.iter().enumerate() {
+            assert_eq!(grown.predict_binned(&data, i), want);
+            assert_eq!(predict_raw(&grown.tree, |j| cols[j][i]), want, "row {i}");
+        }
+    }
 
     #[test]
     fn partition_is_stable_in_any_size() {

@@ -199,6 +199,13 @@ fn fit(
             }
             let mut grown = learner.grow(g, rows, bag.is_none(), &active);
             grown.tree.output = c;
+            if grown.tree.value.iter().any(|v| !v.is_finite()) {
+                return Err(TrainError::Unfit(format!(
+                    "training diverged at iteration {} (a leaf value is not finite); targets or \
+                     learning_rate may be too large",
+                    it + 1
+                )));
+            }
             let s = &mut scores[c * n..(c + 1) * n];
             let idx = learner.indices();
             for &(start, len, v) in &grown.leaves {
