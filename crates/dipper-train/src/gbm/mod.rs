@@ -9,6 +9,17 @@
 //! Categorical features (per the schema) are split LightGBM-style on sets of category codes, written to the
 //! tree's `categories`. Histograms are built in parallel over features on the global rayon pool; every sum
 //! runs in a fixed order, so a seed gives the same model whatever the thread count.
+//!
+//! Parameters use LightGBM's names and defaults (`num_iterations` 100, `learning_rate` 0.1, `num_leaves` 31,
+//! `max_depth` none, `min_data_in_leaf` 20, `min_sum_hessian_in_leaf` 1e-3, `lambda_l1`/`lambda_l2` 0,
+//! `min_gain_to_split` 0, `bagging_fraction`/`feature_fraction` 1, `max_bin` 255, `max_cat_to_onehot` 4,
+//! `max_cat_threshold` 32, `cat_smooth` 10), except `early_stopping_rounds`, 20 here (0 turns it off), since a
+//! validation set is given for early stopping only. Not implemented: sample weights, LightGBM's `cat_l2` and
+//! `min_data_per_group` for categorical splits, exclusive feature bundling, GOSS and DART.
+//!
+//! The model's thresholds are the bin boundaries (half-way between neighbouring training values), so the
+//! scorer routes every training value exactly as the bins did; the one exception is `+inf` at a split that
+//! separates all values from missing ones (threshold `f64::MAX`, as JSON has no infinity).
 
 mod binning;
 mod grow;
