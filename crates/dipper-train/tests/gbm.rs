@@ -308,6 +308,29 @@ fn categorical_features_split_on_category_sets() {
 }
 
 #[test]
+fn many_and_invalid_category_codes() {
+    // 600 codes (more than bins: rare ones share the "other" bin), plus negative, fractional and huge values.
+    let n = 6000;
+    let cat: Vec<f64> = (0..n)
+        .map(|i| match i % 50 {
+            0 => -3.0,
+            1 => 1e12,
+            2 => 7.5,
+            _ => ((i * 7919) % 600) as f64,
+        })
+        .collect();
+    let y: Vec<f64> = cat
+        .iter()
+        .map(|&c| ((c as i64).rem_euclid(3) == 0) as u8 as f64)
+        .collect();
+    let train = binary_set(vec![cat], y, &[0]);
+    let body = fit(json!({"num_iterations": 20}), &train, None);
+    let m = common::eval_classifier(&*common::scorer(&train, "gbm", body), &train);
+    eprintln!("accuracy with 600 codes {}", m.accuracy);
+    assert!(m.accuracy > 0.75, "{}", m.accuracy);
+}
+
+#[test]
 fn degenerate_data_trains_or_fails_clearly() {
     // Constant and all-missing features: no split, the prior only.
     let train = binary_set(
