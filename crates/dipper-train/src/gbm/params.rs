@@ -57,7 +57,8 @@ pub struct GbmParams {
     pub lambda_l1: f64,
     pub lambda_l2: f64,
     pub min_gain_to_split: f64,
-    /// Fraction of rows drawn (without replacement) for each iteration's trees.
+    /// Fraction of rows drawn (without replacement) anew for each iteration's trees (LightGBM's
+    /// `bagging_freq` = 1).
     pub bagging_fraction: f64,
     /// Fraction of features each tree may split on.
     pub feature_fraction: f64,
