@@ -192,20 +192,13 @@ fn bad_data_and_parameters_are_clear_errors() {
     std::fs::write(&csv, "a,b,y\n1,2,0\n3,4\n").unwrap();
     let out = dir.path().join("m.json");
     let args = |input: &Path, extra: &[&str]| {
-        let mut v: Vec<String> = [
-            "train",
-            "--input",
-            input.to_str().unwrap(),
-            "--label",
-            "y",
-            "--output",
-            out.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
+        let out = out.to_str().unwrap();
+        let mut v = vec!["train", "--input", input.to_str().unwrap(), "--output", out];
+        if !extra.contains(&"--label") {
+            v.extend(["--label", "y"]);
+        }
+        v.extend(extra);
+        v.into_iter().map(String::from).collect::<Vec<_>>()
     };
     let run = |a: Vec<String>| dipper(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     let o = run(args(&csv, &["--algorithm", "glm"]));
