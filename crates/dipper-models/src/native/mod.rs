@@ -65,9 +65,9 @@ pub struct Header {
     pub trained_at: String,
 }
 
-/// One input feature of a native model.
+/// One input feature of a native model. (No `deny_unknown_fields`: serde does not support it together with the
+/// flattened `kind`, every feature would be refused.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FeatureInfo {
     pub name: String,
     #[serde(flatten)]
@@ -179,4 +179,20 @@ pub fn load(bytes: &[u8], ctx: &LoadContext) -> Result<Arc<dyn Model>, ModelErro
 pub fn sniff(head: &str) -> bool {
     let t = head.trim_start();
     t.starts_with('{') && t.contains("\"dipper-model\"")
+}
+
+#[cfg(test)]
+mod feature_info_tests {
+    use super::*;
+
+    #[test]
+    fn feature_info_round_trips_through_json() {
+        let f = FeatureInfo {
+            name: "x".into(),
+            kind: FeatureKind::Numeric,
+            stats: serde_json::Value::Null,
+        };
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(serde_json::from_str::<FeatureInfo>(&json).unwrap(), f);
+    }
 }
