@@ -153,7 +153,7 @@ pub(crate) fn build(
     }
     let mut b = EnsembleBuilder::new(info.features.len(), body.n_outputs);
     b.base_score(body.base_score.clone());
-    if !(body.divisor > 0.0) {
+    if body.divisor.is_nan() || body.divisor <= 0.0 {
         return Err(err(format!("divisor {} is not positive", body.divisor)));
     }
     b.average_over(body.divisor);
