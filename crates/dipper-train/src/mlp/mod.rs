@@ -3,8 +3,9 @@
 //!
 //! - inputs: numeric features standardised with the training data's mean and standard deviation (a constant
 //!   feature gets std 1); categorical features one-hot encoded over their known categories;
-//! - hidden layers (`hidden`, default `[64, 32]`) with ReLU or tanh activation, He (ReLU) or Glorot (tanh)
-//!   uniform initial weights from a ChaCha8 generator seeded with `seed`, zero initial biases;
+//! - hidden layers (`hidden`, default `[64, 32]`) with ReLU or tanh activation; weights and biases start
+//!   Glorot-uniform (`±sqrt(6 / (fan_in + fan_out))`, scikit-learn's choice; He initialisation trained worse
+//!   on the fixtures) from a ChaCha8 generator seeded with `seed`;
 //! - output: one sigmoid unit (binary, log loss), a softmax over the classes (multiclass, log loss) or one
 //!   linear unit (regression, squared error on the target standardised internally; the model file undoes the
 //!   standardisation);

@@ -70,7 +70,7 @@ pub struct Work {
 }
 
 impl Net {
-    /// A network with Glorot (tanh) or He (ReLU) uniform initial weights and zero biases.
+    /// A network with Glorot uniform initial weights and biases.
     pub fn new(dims: Vec<usize>, activation: Activation, head: Head, rng: &mut ChaCha8Rng) -> Self {
         let mut offsets = Vec::with_capacity(dims.len());
         let mut total = 0;
@@ -80,14 +80,10 @@ impl Net {
         }
         let mut params = vec![0.0; total];
         for (l, w) in dims.windows(2).enumerate() {
-            let (fan_in, fan_out) = (w[0].max(1) as f64, w[1] as f64);
-            let hidden = l + 2 < dims.len();
-            let bound = if hidden && activation == Activation::Relu {
-                (6.0 / fan_in).sqrt()
-            } else {
-                (6.0 / (fan_in + fan_out)).sqrt()
-            };
-            for p in &mut params[offsets[l]..offsets[l] + w[0] * w[1]] {
+            // Glorot uniform for weights and biases, as scikit-learn initialises its MLPs (for ReLU too: on
+            // the fixtures it trained better than He initialisation).
+            let bound = (6.0 / (w[0] + w[1]).max(1) as f64).sqrt();
+            for p in &mut params[offsets[l]..offsets[l] + w[0] * w[1] + w[1]] {
                 *p = rng.random_range(-bound..bound);
             }
         }
