@@ -40,30 +40,54 @@ pub fn load(name: &str, part: &str, classification: bool) -> Dataset {
         for v in y.iter_mut() {
             *v = classes.iter().position(|c| *c == *v as i64).unwrap() as f64;
         }
-        Target::Classification { classes: classes.into_iter().map(ClassLabel::Int).collect() }
+        Target::Classification {
+            classes: classes.into_iter().map(ClassLabel::Int).collect(),
+        }
     } else {
         Target::Regression
     };
-    Dataset { schema: FeatureSchema::numeric(&header[..nf]).unwrap(), columns, y, target, label: "y".into() }
+    Dataset {
+        schema: FeatureSchema::numeric(&header[..nf]).unwrap(),
+        columns,
+        y,
+        target,
+        label: "y".into(),
+    }
 }
 
 /// The reference tool's test metric, e.g. `reference("binary", "gbm", "auc")`.
 pub fn reference(dataset: &str, algorithm: &str, metric: &str) -> f64 {
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("reference.json")).unwrap()).unwrap();
-    r[dataset][algorithm][metric].as_f64().unwrap_or_else(|| panic!("no reference {dataset}/{algorithm}/{metric}"))
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("reference.json")).unwrap())
+            .unwrap();
+    r[dataset][algorithm][metric]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no reference {dataset}/{algorithm}/{metric}"))
 }
 
 /// Wraps a body as a native model of `train`'s schema and builds its scorer (as `dipper predict` would).
-pub fn scorer(train: &Dataset, algorithm: &str, body: ModelBody) -> std::sync::Arc<dyn dipper_models::Model> {
+pub fn scorer(
+    train: &Dataset,
+    algorithm: &str,
+    body: ModelBody,
+) -> std::sync::Arc<dyn dipper_models::Model> {
     let header = Header {
-        task: if train.n_classes() > 0 { Task::Classification } else { Task::Regression },
+        task: if train.n_classes() > 0 {
+            Task::Classification
+        } else {
+            Task::Regression
+        },
         classes: train.classes().to_vec(),
         label: train.label.clone(),
         features: train
             .schema
             .features()
             .iter()
-            .map(|f| FeatureInfo { name: f.name.clone(), kind: f.kind.clone(), stats: serde_json::Value::Null })
+            .map(|f| FeatureInfo {
+                name: f.name.clone(),
+                kind: f.kind.clone(),
+                stats: serde_json::Value::Null,
+            })
             .collect(),
         algorithm: algorithm.into(),
         params: serde_json::Value::Null,
@@ -77,7 +101,11 @@ pub fn scorer(train: &Dataset, algorithm: &str, body: ModelBody) -> std::sync::A
     let json = model.to_json();
     let ctx = LoadContext {
         source: "test".into(),
-        id: ModelId { name: algorithm.into(), format: Format::Native, digest: "0".repeat(64) },
+        id: ModelId {
+            name: algorithm.into(),
+            format: Format::Native,
+            digest: "0".repeat(64),
+        },
     };
     dipper_models::native::load(json.as_bytes(), &ctx).unwrap()
 }
