@@ -341,17 +341,16 @@ mod tests {
                 let mut probe = net.clone();
                 let mut scratch = vec![0.0; net.params.len()];
                 let h = 1e-6;
-                for i in 0..net.params.len() {
-                    probe.params[i] = net.params[i] + h;
+                for (i, (p, g)) in net.params.iter().zip(&grad).enumerate() {
+                    probe.params[i] = p + h;
                     let up = probe.gradient(&x, &y, n, alpha, &mut work, &mut scratch);
-                    probe.params[i] = net.params[i] - h;
+                    probe.params[i] = p - h;
                     let down = probe.gradient(&x, &y, n, alpha, &mut work, &mut scratch);
-                    probe.params[i] = net.params[i];
+                    probe.params[i] = *p;
                     let numeric = (up - down) / (2.0 * h);
                     assert!(
-                        (numeric - grad[i]).abs() < 1e-6 * (1.0 + numeric.abs()),
-                        "{head:?} {activation:?} param {i}: analytic {} numeric {numeric}",
-                        grad[i]
+                        (numeric - g).abs() < 1e-6 * (1.0 + numeric.abs()),
+                        "{head:?} {activation:?} param {i}: analytic {g} numeric {numeric}"
                     );
                 }
                 // The loss without L2 agrees with the gradient pass at alpha = 0.
