@@ -236,6 +236,29 @@ fn categorical_features_are_one_hot_encoded() {
     let model = common::scorer(&d, "mlp", body);
     let m = common::eval_classifier(&*model, &d);
     assert!(m.accuracy > 0.95, "accuracy {}", m.accuracy);
+    // Codes that are not whole non-negative numbers are data errors naming the feature.
+    let mut bad = d.clone();
+    bad.columns[1][5] = -1.0;
+    let e = algorithm("mlp", &quick(), 0)
+        .unwrap()
+        .fit(&bad, None, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'colour'") && e.contains("row 6"), "{e}");
+    bad.columns[1][5] = f64::INFINITY;
+    assert!(algorithm("mlp", &quick(), 0)
+        .unwrap()
+        .fit(&bad, None, &NoProgress)
+        .is_err());
+    // A network too large to allocate is refused up front.
+    let e = algorithm("mlp", &json!({"hidden": [65536, 65536]}), 0)
+        .unwrap()
+        .fit(&d, None, &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(e, TrainError::Param { ref name, .. } if name == "hidden"),
+        "{e:?}"
+    );
     // An unseen category code scores (as all-zero one-hot) instead of failing.
     let mut out = Predictions::default();
     model.predict_batch(&[1.0, 9.0], &mut out).unwrap();

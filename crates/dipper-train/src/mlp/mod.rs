@@ -35,6 +35,10 @@ use net::{Adam, Head, Net, Work};
 
 /// Widest hidden layer accepted (a guard against typos that would exhaust memory).
 const MAX_HIDDEN: usize = 1 << 16;
+/// Most categories a categorical feature may have (each becomes a network input).
+const MAX_CATEGORIES: usize = 1 << 16;
+/// Most weights and biases a network may have.
+const MAX_PARAMS: usize = 1 << 27;
 
 /// A configured MLP trainer.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,21 +213,35 @@ impl Encoder {
             if let Some(i) = col.iter().position(|v| v.is_nan()) {
                 return Err(missing(train, j, i, "training data"));
             }
+            let categorical = matches!(
+                train.schema.get(j).kind,
+                dipper_core::FeatureKind::Categorical { .. }
+            );
+            if categorical {
+                // Checked before counting the categories, which trusts the codes.
+                if let Some(i) = col
+                    .iter()
+                    .position(|v| *v < 0.0 || v.fract() != 0.0 || *v >= MAX_CATEGORIES as f64)
+                {
+                    return Err(TrainError::data(
+                        format!(
+                            "training data row {}, feature '{}'",
+                            i + 1,
+                            train.schema.get(j).name
+                        ),
+                        format!(
+                            "{} is not a category code (a whole number from 0 to {})",
+                            col[i],
+                            MAX_CATEGORIES - 1
+                        ),
+                    ));
+                }
+            }
             inputs.push(match train.n_categories(j) {
                 Some(k) => {
-                    if let Some(i) = col.iter().position(|v| *v < 0.0 || v.fract() != 0.0) {
-                        return Err(TrainError::data(
-                            format!(
-                                "training data row {}, feature '{}'",
-                                i + 1,
-                                train.schema.get(j).name
-                            ),
-                            format!("{} is not a category code (a whole number >= 0)", col[i]),
-                        ));
-                    }
-                    if k > MAX_HIDDEN * 16 {
+                    if k > MAX_CATEGORIES {
                         return Err(TrainError::Unfit(format!(
-                            "feature '{}' has {k} categories, too many to one-hot encode",
+                            "feature '{}' has {k} categories, more than the {MAX_CATEGORIES} the mlp one-hot encodes",
                             train.schema.get(j).name
                         )));
                     }
@@ -258,7 +276,13 @@ impl Encoder {
     /// Encodes all rows of `ds`, row-major (`n_rows * width`).
     fn encode(&self, ds: &Dataset, what: &str) -> Result<Vec<f64>, TrainError> {
         let n = ds.n_rows();
-        let mut x = vec![0.0; n * self.width];
+        let size = n.checked_mul(self.width).ok_or_else(|| {
+            TrainError::Unfit(format!(
+                "{what}: {n} rows of {} inputs is too large",
+                self.width
+            ))
+        })?;
+        let mut x = vec![0.0; size];
         let mut at = 0;
         for (j, (col, input)) in ds.columns.iter().zip(&self.inputs).enumerate() {
             if col.len() != n {
@@ -472,6 +496,19 @@ impl Algorithm for Mlp {
         let mut dims = vec![width];
         dims.extend_from_slice(&self.hidden);
         dims.push(n_out);
+        let n_params = dims.windows(2).try_fold(0usize, |acc, w| {
+            w[0].checked_mul(w[1])
+                .and_then(|p| p.checked_add(w[1]))
+                .and_then(|p| p.checked_add(acc))
+        });
+        if n_params.is_none_or(|p| p > MAX_PARAMS) {
+            return Err(TrainError::param(
+                "hidden",
+                format!(
+                    "layers {dims:?} (inputs, hidden, outputs) need more than {MAX_PARAMS} weights"
+                ),
+            ));
+        }
         let mut net = Net::new(dims, self.activation, head, &mut rng);
         let mut adam = Adam::new(
             net.params.len(),
