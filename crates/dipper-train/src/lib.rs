@@ -14,6 +14,7 @@ pub mod glm;
 pub mod metrics;
 pub mod mlp;
 pub mod naive_bayes;
+mod params;
 pub mod run;
 pub mod stats;
 pub mod tree;

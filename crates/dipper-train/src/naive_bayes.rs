@@ -20,7 +20,7 @@ use dipper_models::native::naive_bayes::{NaiveBayesBody, NaiveBayesFeature};
 use dipper_models::native::ModelBody;
 use serde_json::json;
 
-use crate::glm::params;
+use crate::params;
 use crate::{Algorithm, Dataset, Progress, TrainError};
 
 /// Most categories a categorical feature may have.

@@ -2,8 +2,7 @@
 //! self-describing native model file (schema with training statistics, algorithm and parameters, metrics, data
 //! source).
 
-use dipper_models::native::{FeatureInfo, Header, NativeModel};
-use dipper_models::Task;
+use dipper_models::native::NativeModel;
 use serde_json::{json, Value};
 
 use crate::validate::{self, Metrics};
@@ -96,36 +95,19 @@ pub fn train(
             )
         }
     };
-    let features = (0..data.n_features())
-        .map(|j| {
-            let f = data.schema.get(j);
-            FeatureInfo {
-                name: f.name.clone(),
-                kind: f.kind.clone(),
-                stats: stats::feature_stats(data, j),
-            }
-        })
-        .collect();
     let mut source = source;
     if let Some(obj) = source.as_object_mut() {
         obj.insert("label_stats".into(), stats::label_stats(data));
     }
-    let header = Header {
-        task: if data.n_classes() > 0 {
-            Task::Classification
-        } else {
-            Task::Regression
-        },
-        classes: data.classes().to_vec(),
-        label: data.label.clone(),
-        features,
-        algorithm: algorithm.name().into(),
-        params: algorithm.params(),
-        metrics: metrics.clone(),
-        source,
-        trained_by: format!("dipper {}", env!("CARGO_PKG_VERSION")),
-        trained_at: now_rfc3339(),
-    };
+    let mut header = validate::header(data, algorithm.name());
+    for (j, f) in header.features.iter_mut().enumerate() {
+        f.stats = stats::feature_stats(data, j);
+    }
+    header.params = algorithm.params();
+    header.metrics = metrics.clone();
+    header.source = source;
+    header.trained_by = format!("dipper {}", env!("CARGO_PKG_VERSION"));
+    header.trained_at = now_rfc3339();
     let model = NativeModel::new(header, body);
     // The shipped file must load exactly as predict will load it.
     validate::scorer(data, algorithm.name(), model.body.clone())?;

@@ -106,13 +106,9 @@ fn strata(data: &Dataset) -> Vec<Vec<usize>> {
     g
 }
 
-/// Wraps a body in a minimal native model of `data`'s schema and builds its scorer.
-pub fn scorer(
-    data: &Dataset,
-    algorithm: &str,
-    body: ModelBody,
-) -> Result<Arc<dyn Model>, TrainError> {
-    let header = Header {
+/// The header of a model of `data`'s schema and classes, without statistics, parameters or metrics.
+pub fn header(data: &Dataset, algorithm: &str) -> Header {
+    Header {
         task: if data.n_classes() > 0 {
             Task::Classification
         } else {
@@ -136,7 +132,15 @@ pub fn scorer(
         source: serde_json::Value::Null,
         trained_by: String::new(),
         trained_at: String::new(),
-    };
+    }
+}
+
+/// Wraps a body in a minimal native model of `data`'s schema and builds its scorer.
+pub fn scorer(
+    data: &Dataset,
+    algorithm: &str,
+    body: ModelBody,
+) -> Result<Arc<dyn Model>, TrainError> {
     let ctx = LoadContext {
         source: "the trained model".into(),
         id: ModelId {
@@ -145,7 +149,7 @@ pub fn scorer(
             digest: "0".repeat(64),
         },
     };
-    Ok(NativeModel::new(header, body).build(&ctx)?)
+    Ok(NativeModel::new(header(data, algorithm), body).build(&ctx)?)
 }
 
 /// Scores `test` with `model` and computes its metrics.

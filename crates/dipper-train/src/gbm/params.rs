@@ -1,7 +1,7 @@
 //! Hyperparameters of gradient boosting: LightGBM's names and defaults, parsed from a JSON object (unknown keys
 //! and out-of-range values are errors naming the parameter).
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::TrainError;
 
@@ -127,17 +127,7 @@ fn num(name: &str, v: &Value, min: f64, max: f64, open_min: bool) -> Result<f64,
 
 impl GbmParams {
     pub fn from_json(params: &Value) -> Result<Self, TrainError> {
-        let empty = Map::new();
-        let obj = match params {
-            Value::Object(o) => o,
-            Value::Null => &empty,
-            other => {
-                return Err(TrainError::param(
-                    "params",
-                    format!("expected a JSON object, got {other}"),
-                ))
-            }
-        };
+        let obj = crate::params::map(params)?;
         let mut p = GbmParams::default();
         for (k, v) in obj {
             let key = k.as_str();

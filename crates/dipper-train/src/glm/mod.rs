@@ -36,7 +36,7 @@
 //!
 //! Training rows must be complete: a missing (NaN) or infinite feature is an error naming the feature.
 
-pub(crate) mod params;
+use crate::params;
 mod solver;
 
 use dipper_models::native::linear::{

@@ -27,7 +27,7 @@ use dipper_models::native::ModelBody;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::{Algorithm, Dataset, Progress, Target, TrainError};
 pub use net::Activation;
@@ -116,17 +116,7 @@ fn count(name: &str, v: &Value, min: u64, max: u64) -> Result<usize, TrainError>
 impl Mlp {
     /// Reads hyperparameters from a JSON object; unknown keys and bad values are errors naming the key.
     pub fn from_params(params: &Value) -> Result<Self, TrainError> {
-        let empty = Map::new();
-        let obj = match params {
-            Value::Object(o) => o,
-            Value::Null => &empty,
-            other => {
-                return Err(TrainError::param(
-                    "params",
-                    format!("expected a JSON object, got {other}"),
-                ))
-            }
-        };
+        let obj = crate::params::map(params)?;
         let mut m = Mlp::default();
         for (key, v) in obj {
             let k = key.as_str();

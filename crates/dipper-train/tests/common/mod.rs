@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use dipper_core::FeatureSchema;
-use dipper_models::native::{FeatureInfo, Header, ModelBody, NativeModel};
-use dipper_models::{ClassLabel, Format, LoadContext, ModelId, PredictionRef, Predictions, Task};
+use dipper_models::native::{ModelBody, NativeModel};
+use dipper_models::{ClassLabel, Format, LoadContext, ModelId, PredictionRef, Predictions};
 use dipper_train::metrics::{self, ClassificationMetrics, RegressionMetrics};
 use dipper_train::{Dataset, Target};
 
@@ -71,31 +71,7 @@ pub fn scorer(
     algorithm: &str,
     body: ModelBody,
 ) -> std::sync::Arc<dyn dipper_models::Model> {
-    let header = Header {
-        task: if train.n_classes() > 0 {
-            Task::Classification
-        } else {
-            Task::Regression
-        },
-        classes: train.classes().to_vec(),
-        label: train.label.clone(),
-        features: train
-            .schema
-            .features()
-            .iter()
-            .map(|f| FeatureInfo {
-                name: f.name.clone(),
-                kind: f.kind.clone(),
-                stats: serde_json::Value::Null,
-            })
-            .collect(),
-        algorithm: algorithm.into(),
-        params: serde_json::Value::Null,
-        metrics: serde_json::Value::Null,
-        source: serde_json::Value::Null,
-        trained_by: String::new(),
-        trained_at: String::new(),
-    };
+    let header = dipper_train::validate::header(train, algorithm);
     let model = NativeModel::new(header, body);
     // Round-trip through JSON, as a saved file would.
     let json = model.to_json();

@@ -1,23 +1,30 @@
-//! Reading hyperparameters from a JSON object: unknown keys and wrong types are errors naming the key.
+//! Reading hyperparameters from a JSON object, shared by the algorithms: unknown keys and wrong types are errors
+//! naming the key.
 
 use serde_json::{Map, Value};
 
 use crate::TrainError;
+
+static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+/// The parameters as a JSON object (`null` reads as no parameters).
+pub(crate) fn map(params: &Value) -> Result<&Map<String, Value>, TrainError> {
+    match params {
+        Value::Object(o) => Ok(o),
+        Value::Null => Ok(&EMPTY),
+        other => Err(TrainError::param(
+            "params",
+            format!("expected a JSON object of hyperparameters, got {other}"),
+        )),
+    }
+}
 
 /// The parameters as an object whose keys are all in `known`.
 pub(crate) fn object<'a>(
     params: &'a Value,
     known: &[&str],
 ) -> Result<&'a Map<String, Value>, TrainError> {
-    let obj = match params {
-        Value::Object(o) => o,
-        _ => {
-            return Err(TrainError::param(
-                "params",
-                "expected a JSON object of hyperparameters",
-            ))
-        }
-    };
+    let obj = map(params)?;
     if let Some(key) = obj.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(TrainError::param(
             key.as_str(),
