@@ -1,0 +1,413 @@
+//! The [`Log`] handle: directory lock, recovery on open, topics, reads, and
+//! atomic multi-partition [`Txn`] commits through the journal.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::error::{io_err, LogError};
+use crate::journal::{sync_dir, End, Entry, Journal, JournalRecovery, PartKey, PosKey, State};
+use crate::partition::{Layout, Partition};
+use crate::record::{Record, StoredRecord};
+
+/// Tuning knobs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// A segment is rolled once it reaches this many bytes (default 64 MiB).
+    pub segment_bytes: u64,
+    /// One sparse index entry per this many bytes of segment (default 4 KiB).
+    pub index_interval_bytes: u64,
+    /// The journal is compacted to a snapshot once it exceeds this (default 4 MiB).
+    pub journal_compact_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            segment_bytes: 64 << 20,
+            index_interval_bytes: 4096,
+            journal_compact_bytes: 4 << 20,
+        }
+    }
+}
+
+struct Inner {
+    journal: Journal,
+    state: State,
+    partitions: HashMap<PartKey, Partition>,
+    poisoned: bool,
+}
+
+/// An open log directory. `Send + Sync`; share it with `Arc`.
+pub struct Log {
+    dir: PathBuf,
+    layout: Layout,
+    compact_bytes: u64,
+    recovery: JournalRecovery,
+    inner: RwLock<Inner>,
+    _lock: File,
+}
+
+/// Kafka's topic-name rules: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), LogError> {
+    let bad = |reason| {
+        Err(LogError::InvalidTopic {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > 249 {
+        return bad("longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not allowed");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return bad("only [a-zA-Z0-9._-] are allowed");
+    }
+    Ok(())
+}
+
+fn part_dir(dir: &Path, topic: &str, p: u32) -> PathBuf {
+    dir.join("topics").join(topic).join(p.to_string())
+}
+
+impl Log {
+    /// Opens or creates the log in `dir`, taking its exclusive lock and
+    /// recovering to the last committed transaction.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Log, LogError> {
+        let dir = dir.as_ref().to_path_buf();
+        if options.segment_bytes == 0 || options.index_interval_bytes == 0 {
+            return Err(LogError::InvalidArgument(
+                "segment_bytes and index_interval_bytes must be positive".into(),
+            ));
+        }
+        std::fs::create_dir_all(dir.join("topics")).map_err(io_err(&dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(LogError::Locked(dir)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        let layout = Layout {
+            segment_bytes: options.segment_bytes,
+            index_interval: options.index_interval_bytes,
+        };
+        let (journal, state, recovery) = Journal::open(&dir)?;
+        let mut partitions = HashMap::new();
+        for (topic, &n) in &state.topics {
+            for p in 0..n {
+                let key = (topic.clone(), p);
+                let end = state.ends.get(&key).copied().unwrap_or_default();
+                let part = Partition::recover(&part_dir(&dir, topic, p), end, layout)?;
+                partitions.insert(key, part);
+            }
+        }
+        Ok(Log {
+            dir,
+            layout,
+            compact_bytes: options.journal_compact_bytes,
+            recovery,
+            inner: RwLock::new(Inner {
+                journal,
+                state,
+                partitions,
+                poisoned: false,
+            }),
+            _lock: lock,
+        })
+    }
+
+    /// The directory this log lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What recovery did to the journal when this log was opened.
+    pub fn recovery(&self) -> &JournalRecovery {
+        &self.recovery
+    }
+
+    fn read_inner(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn write_inner(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates `name` with `partitions` partitions. Idempotent for the same
+    /// count; an error if the topic exists with a different count.
+    pub fn create_topic(&self, name: &str, partitions: u32) -> Result<(), LogError> {
+        validate_topic_name(name)?;
+        if partitions == 0 {
+            return Err(LogError::InvalidArgument(
+                "a topic needs at least one partition".into(),
+            ));
+        }
+        let mut inner = self.write_inner();
+        if inner.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if let Some(&existing) = inner.state.topics.get(name) {
+            if existing == partitions {
+                return Ok(());
+            }
+            return Err(LogError::PartitionCountMismatch {
+                topic: name.to_string(),
+                existing,
+                requested: partitions,
+            });
+        }
+        // Directories and empty segments first; the journal entry makes the topic exist.
+        let mut parts = Vec::new();
+        for p in 0..partitions {
+            let d = part_dir(&self.dir, name, p);
+            parts.push(Partition::recover(&d, End::default(), self.layout)?);
+        }
+        let tdir = self.dir.join("topics").join(name);
+        sync_dir(&tdir)?;
+        sync_dir(&self.dir.join("topics"))?;
+        let entry = Entry {
+            topics: vec![(name.to_string(), partitions)],
+            ..Entry::default()
+        };
+        if let Err(e) = inner.journal.append(&entry) {
+            inner.poisoned = true;
+            return Err(e);
+        }
+        inner.state.apply(&entry);
+        for (p, part) in parts.into_iter().enumerate() {
+            inner.partitions.insert((name.to_string(), p as u32), part);
+        }
+        Ok(())
+    }
+
+    /// All topics and their partition counts.
+    pub fn topics(&self) -> BTreeMap<String, u32> {
+        self.read_inner().state.topics.clone()
+    }
+
+    /// Number of partitions of `topic`.
+    pub fn partitions(&self, topic: &str) -> Result<u32, LogError> {
+        self.read_inner()
+            .state
+            .topics
+            .get(topic)
+            .copied()
+            .ok_or_else(|| LogError::UnknownTopic(topic.to_string()))
+    }
+
+    fn check<'a>(inner: &'a Inner, topic: &str, p: u32) -> Result<&'a Partition, LogError> {
+        inner
+            .partitions
+            .get(&(topic.to_string(), p))
+            .ok_or_else(|| match inner.state.topics.contains_key(topic) {
+                true => LogError::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition: p,
+                },
+                false => LogError::UnknownTopic(topic.to_string()),
+            })
+    }
+
+    /// The committed end of a partition: the offset the next record gets;
+    /// readers see offsets below it.
+    pub fn high_watermark(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
+        Ok(Self::check(&self.read_inner(), topic, partition)?.next_offset())
+    }
+
+    /// Up to `max_records` committed records from `from_offset` on.
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+    ) -> Result<Vec<StoredRecord>, LogError> {
+        let inner = self.read_inner();
+        Self::check(&inner, topic, partition)?.read(from_offset, max_records)
+    }
+
+    /// The committed position of `group` on a partition (the next offset it
+    /// will consume), if it ever committed one.
+    pub fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<u64>, LogError> {
+        let inner = self.read_inner();
+        Self::check(&inner, topic, partition)?;
+        let key = (group.to_string(), topic.to_string(), partition);
+        Ok(inner.state.positions.get(&key).copied())
+    }
+
+    /// Starts a transaction.
+    pub fn begin(&self) -> Txn<'_> {
+        Txn {
+            log: self,
+            appends: BTreeMap::new(),
+            positions: BTreeMap::new(),
+        }
+    }
+
+    /// Appends `records` to one partition and commits at once. Returns the
+    /// offset of the first record.
+    pub fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Result<u64, LogError> {
+        let mut txn = self.begin();
+        let first = self.high_watermark(topic, partition)?;
+        for r in records {
+            txn.append(topic, partition, r)?;
+        }
+        let base = txn
+            .appends
+            .get(&(topic.to_string(), partition))
+            .map(|a| a.0);
+        self.commit(txn)?;
+        Ok(base.unwrap_or(first))
+    }
+
+    /// Commits `txn` atomically: all its appends and positions or none.
+    pub fn commit(&self, txn: Txn<'_>) -> Result<(), LogError> {
+        if !std::ptr::eq(txn.log, self) {
+            return Err(LogError::InvalidArgument(
+                "transaction belongs to another Log".into(),
+            ));
+        }
+        if txn.appends.is_empty() && txn.positions.is_empty() {
+            return Ok(());
+        }
+        let mut inner = self.write_inner();
+        if inner.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        for ((topic, p), (base, _)) in &txn.appends {
+            let actual = Self::check(&inner, topic, *p)?.next_offset();
+            if actual != *base {
+                return Err(LogError::Conflict {
+                    topic: topic.clone(),
+                    partition: *p,
+                    expected: *base,
+                    actual,
+                });
+            }
+        }
+        for ((_, topic, p), off) in &txn.positions {
+            let key = (topic.clone(), *p);
+            let end = match txn.appends.get(&key) {
+                Some((base, recs)) => base + recs.len() as u64,
+                None => Self::check(&inner, topic, *p)?.next_offset(),
+            };
+            if *off > end {
+                return Err(LogError::InvalidArgument(format!(
+                    "position {off} on {topic}/{p} is past its end {end}"
+                )));
+            }
+        }
+        // Phase 1: records past the committed ends, fsynced, still invisible.
+        let mut written = Vec::with_capacity(txn.appends.len());
+        for (key, (_, recs)) in &txn.appends {
+            let part = &inner.partitions[key];
+            match part.write(recs, self.layout) {
+                Ok(w) => written.push((key.clone(), w)),
+                Err(e) => {
+                    inner.poisoned = true;
+                    return Err(e);
+                }
+            }
+        }
+        // Phase 2: the journal entry; durable entry == committed.
+        let entry = Entry {
+            topics: Vec::new(),
+            ends: written
+                .iter()
+                .map(|(k, (end, _))| (k.clone(), *end))
+                .collect(),
+            positions: txn.positions.into_iter().collect(),
+        };
+        if let Err(e) = inner.journal.append(&entry) {
+            inner.poisoned = true;
+            return Err(e);
+        }
+        inner.state.apply(&entry);
+        for (key, (end, tail)) in written {
+            if let Some(part) = inner.partitions.get_mut(&key) {
+                part.install(end, tail);
+            }
+        }
+        if inner.journal.len() > self.compact_bytes {
+            let Inner { journal, state, .. } = &mut *inner;
+            if let Err(e) = journal.compact(state) {
+                inner.poisoned = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A set of appends and consumer-group positions committed together by
+/// [`Log::commit`]. Dropping it discards it.
+pub struct Txn<'a> {
+    log: &'a Log,
+    appends: BTreeMap<PartKey, (u64, Vec<Record>)>,
+    positions: BTreeMap<PosKey, u64>,
+}
+
+impl Txn<'_> {
+    /// Adds `record` to a partition; returns the offset it will have once
+    /// committed. The commit fails with [`LogError::Conflict`] if another
+    /// commit appends to the same partition first.
+    pub fn append(&mut self, topic: &str, partition: u32, record: Record) -> Result<u64, LogError> {
+        let key = (topic.to_string(), partition);
+        if !self.appends.contains_key(&key) {
+            let hw = self.log.high_watermark(topic, partition)?;
+            self.appends.insert(key.clone(), (hw, Vec::new()));
+        }
+        let (base, recs) = self.appends.get_mut(&key).expect("inserted above");
+        recs.push(record);
+        Ok(*base + recs.len() as u64 - 1)
+    }
+
+    /// Sets `group`'s committed position (next offset to consume) on a partition.
+    pub fn set_position(
+        &mut self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+    ) -> Result<(), LogError> {
+        Log::check(&self.log.read_inner(), topic, partition)?;
+        self.positions
+            .insert((group.to_string(), topic.to_string(), partition), offset);
+        Ok(())
+    }
+
+    /// Number of records queued.
+    pub fn len(&self) -> usize {
+        self.appends.values().map(|(_, r)| r.len()).sum()
+    }
+
+    /// True if nothing is queued (no records, no positions).
+    pub fn is_empty(&self) -> bool {
+        self.appends.is_empty() && self.positions.is_empty()
+    }
+}
