@@ -11,7 +11,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::codec::{self, get_frame, DecodeResult, Frame, Reader};
-use crate::error::{io_err, LogError};
+use crate::error::{corrupt, io_err, LogError};
 
 const ENTRY_VERSION: u8 = 1;
 
@@ -187,6 +187,19 @@ impl Journal {
                 },
                 Frame::Bad(r) => r,
             };
+            // A crash can only tear the entry being appended, i.e. the last
+            // one. A valid entry after the bad one means damage in the
+            // middle: refuse rather than silently drop committed entries.
+            let valid_after = (pos + 1..data.len()).any(|p| {
+                matches!(get_frame(&data[p..]), Frame::Ok { body, .. } if Entry::decode(body).is_ok())
+            });
+            if valid_after {
+                return Err(corrupt(
+                    &path,
+                    pos as u64,
+                    format!("{reason}, and valid entries follow (damage, not a torn write)"),
+                ));
+            }
             rec.truncated_bytes = (data.len() - pos) as u64;
             rec.truncation_reason = Some(format!("{reason} at byte {pos}"));
             file.set_len(pos as u64).map_err(io_err(&path))?;

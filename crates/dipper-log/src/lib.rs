@@ -8,7 +8,10 @@
 //! partition's committed end and fsynced; then one CRC-framed entry naming
 //! the new ends and positions is appended to `commits.journal` and fsynced.
 //! On open, the journal's valid prefix defines the state and every segment is
-//! truncated back to its committed length.
+//! truncated back to its committed length. Only a damaged *last* journal
+//! entry is treated as a torn write and cut off; damage followed by valid
+//! entries, or damage inside committed segment data, makes `open` fail with
+//! [`LogError::Corrupt`] naming the file and byte offset, never a panic.
 //!
 //! Layout: `DIR/LOCK`, `DIR/commits.journal`,
 //! `DIR/topics/<topic>/<partition>/<base offset, 20 digits>.seg`.
@@ -38,5 +41,5 @@ mod record;
 
 pub use error::LogError;
 pub use journal::JournalRecovery;
-pub use log::{validate_topic_name, Log, Options, Txn};
+pub use log::{validate_topic_name, Log, Options, Txn, MAX_RECORD_BYTES};
 pub use record::{Record, StoredRecord};

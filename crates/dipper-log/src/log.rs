@@ -11,6 +11,10 @@ use crate::journal::{sync_dir, End, Entry, Journal, JournalRecovery, PartKey, Po
 use crate::partition::{Layout, Partition};
 use crate::record::{Record, StoredRecord};
 
+/// Largest record (key + value + headers) accepted; frames must stay well
+/// below the 4 GiB a u32 length can describe.
+pub const MAX_RECORD_BYTES: usize = 256 << 20;
+
 /// Tuning knobs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -377,6 +381,18 @@ impl Txn<'_> {
     /// committed. The commit fails with [`LogError::Conflict`] if another
     /// commit appends to the same partition first.
     pub fn append(&mut self, topic: &str, partition: u32, record: Record) -> Result<u64, LogError> {
+        let size = record.key.as_ref().map_or(0, Vec::len)
+            + record.value.as_ref().map_or(0, Vec::len)
+            + record
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>();
+        if size > MAX_RECORD_BYTES {
+            return Err(LogError::InvalidArgument(format!(
+                "record of {size} bytes exceeds the {MAX_RECORD_BYTES}-byte limit"
+            )));
+        }
         let key = (topic.to_string(), partition);
         if !self.appends.contains_key(&key) {
             let hw = self.log.high_watermark(topic, partition)?;

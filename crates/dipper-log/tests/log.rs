@@ -260,3 +260,17 @@ fn corrupt_committed_data_is_an_error_naming_file_and_offset() {
         "{msg}"
     );
 }
+
+#[test]
+fn oversized_records_are_refused_before_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small()).unwrap();
+    log.create_topic("t", 1).unwrap();
+    let mut txn = log.begin();
+    let big = Record::value(vec![0u8; dipper_log::MAX_RECORD_BYTES + 1], 0);
+    assert!(matches!(
+        txn.append("t", 0, big),
+        Err(LogError::InvalidArgument(_))
+    ));
+    assert!(txn.is_empty());
+}
