@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{io_err, LogError};
 use crate::journal::{sync_dir, End, Entry, Journal, JournalRecovery, PartKey, PosKey, State};
@@ -36,10 +36,18 @@ impl Default for Options {
     }
 }
 
+/// What readers see: replaced only after a journal entry is durable.
 struct Inner {
-    journal: Journal,
     state: State,
     partitions: HashMap<PartKey, Partition>,
+}
+
+/// The write side. Its mutex serialises commits and topic creation, so
+/// segment writes and the journal fsync happen while readers keep reading
+/// under a shared lock of `Inner`; only installing the new ends takes the
+/// exclusive lock, briefly. Lock order: `writer`, then `inner`.
+struct Writer {
+    journal: Journal,
     poisoned: bool,
 }
 
@@ -49,6 +57,7 @@ pub struct Log {
     layout: Layout,
     compact_bytes: u64,
     recovery: JournalRecovery,
+    writer: Mutex<Writer>,
     inner: RwLock<Inner>,
     _lock: File,
 }
@@ -125,12 +134,11 @@ impl Log {
             layout,
             compact_bytes: options.journal_compact_bytes,
             recovery,
-            inner: RwLock::new(Inner {
+            writer: Mutex::new(Writer {
                 journal,
-                state,
-                partitions,
                 poisoned: false,
             }),
+            inner: RwLock::new(Inner { state, partitions }),
             _lock: lock,
         })
     }
@@ -151,6 +159,13 @@ impl Log {
     fn write_inner(&self) -> RwLockWriteGuard<'_, Inner> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
+    fn writer(&self) -> Result<MutexGuard<'_, Writer>, LogError> {
+        let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if w.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        Ok(w)
+    }
 
     /// Creates `name` with `partitions` partitions. Idempotent for the same
     /// count; an error if the topic exists with a different count.
@@ -161,11 +176,8 @@ impl Log {
                 "a topic needs at least one partition".into(),
             ));
         }
-        let mut inner = self.write_inner();
-        if inner.poisoned {
-            return Err(LogError::Poisoned);
-        }
-        if let Some(&existing) = inner.state.topics.get(name) {
+        let mut writer = self.writer()?;
+        if let Some(&existing) = self.read_inner().state.topics.get(name) {
             if existing == partitions {
                 return Ok(());
             }
@@ -188,10 +200,11 @@ impl Log {
             topics: vec![(name.to_string(), partitions)],
             ..Entry::default()
         };
-        if let Err(e) = inner.journal.append(&entry) {
-            inner.poisoned = true;
+        if let Err(e) = writer.journal.append(&entry) {
+            writer.poisoned = true;
             return Err(e);
         }
+        let mut inner = self.write_inner();
         inner.state.apply(&entry);
         for (p, part) in parts.into_iter().enumerate() {
             inner.partitions.insert((name.to_string(), p as u32), part);
@@ -299,10 +312,8 @@ impl Log {
         if txn.appends.is_empty() && txn.positions.is_empty() {
             return Ok(());
         }
-        let mut inner = self.write_inner();
-        if inner.poisoned {
-            return Err(LogError::Poisoned);
-        }
+        let mut writer = self.writer()?;
+        let inner = self.read_inner();
         for ((topic, p), (base, _)) in &txn.appends {
             let actual = Self::check(&inner, topic, *p)?.next_offset();
             if actual != *base {
@@ -333,11 +344,12 @@ impl Log {
             match part.write(recs, self.layout) {
                 Ok(w) => written.push((key.clone(), w)),
                 Err(e) => {
-                    inner.poisoned = true;
+                    writer.poisoned = true;
                     return Err(e);
                 }
             }
         }
+        drop(inner);
         // Phase 2: the journal entry; durable entry == committed.
         let entry = Entry {
             topics: Vec::new(),
@@ -347,20 +359,24 @@ impl Log {
                 .collect(),
             positions: txn.positions.into_iter().collect(),
         };
-        if let Err(e) = inner.journal.append(&entry) {
-            inner.poisoned = true;
+        if let Err(e) = writer.journal.append(&entry) {
+            writer.poisoned = true;
             return Err(e);
         }
-        inner.state.apply(&entry);
-        for (key, (end, tail)) in written {
-            if let Some(part) = inner.partitions.get_mut(&key) {
-                part.install(end, tail);
+        {
+            let mut inner = self.write_inner();
+            inner.state.apply(&entry);
+            for (key, (end, tail)) in written {
+                if let Some(part) = inner.partitions.get_mut(&key) {
+                    part.install(end, tail);
+                }
             }
         }
-        if inner.journal.len() > self.compact_bytes {
-            let Inner { journal, state, .. } = &mut *inner;
-            if let Err(e) = journal.compact(state) {
-                inner.poisoned = true;
+        if writer.journal.len() > self.compact_bytes {
+            let inner = self.read_inner();
+            if let Err(e) = writer.journal.compact(&inner.state) {
+                drop(inner);
+                writer.poisoned = true;
                 return Err(e);
             }
         }

@@ -274,3 +274,39 @@ fn oversized_records_are_refused_before_commit() {
     ));
     assert!(txn.is_empty());
 }
+
+#[test]
+fn concurrent_readers_never_see_part_of_a_txn() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small()).unwrap();
+    log.create_topic("t", 2).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..200u64 {
+                let mut txn = log.begin();
+                txn.append("t", 0, rec(i)).unwrap();
+                txn.append("t", 1, rec(i)).unwrap();
+                txn.set_position("g", "t", 0, i + 1).unwrap();
+                log.commit(txn).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                // Positions are installed with the records: never ahead of them.
+                let pos = log.committed("g", "t", 0).unwrap().unwrap_or(0);
+                let h0 = log.high_watermark("t", 0).unwrap();
+                let h1 = log.high_watermark("t", 1).unwrap();
+                assert!(pos <= h0 && h0 <= h1, "pos {pos} h0 {h0} h1 {h1}");
+                let got = log.read("t", 1, 0, usize::MAX).unwrap();
+                assert!(got.len() as u64 >= h1);
+                assert!(got
+                    .iter()
+                    .enumerate()
+                    .all(|(i, r)| r.to_record() == rec(i as u64)));
+            }
+        });
+    });
+    assert_eq!(log.high_watermark("t", 1).unwrap(), 200);
+}
