@@ -56,5 +56,26 @@ fn consume(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, produce, consume);
+/// Recovery cost: open scans and CRC-checks every committed segment.
+fn reopen(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let total = {
+        let log = Log::open(dir.path(), Options::default()).unwrap();
+        log.create_topic("bench", 1).unwrap();
+        let batch = records();
+        for _ in 0..200 {
+            log.append("bench", 0, batch.clone()).unwrap();
+        }
+        log.high_watermark("bench", 0).unwrap()
+    };
+    let mut g = c.benchmark_group("open");
+    g.throughput(Throughput::Elements(total));
+    g.sample_size(10);
+    g.bench_function("recover_100k_x_100B", |b| {
+        b.iter(|| Log::open(dir.path(), Options::default()).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, produce, consume, reopen);
 criterion_main!(benches);
