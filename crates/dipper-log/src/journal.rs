@@ -144,6 +144,8 @@ pub(crate) struct Journal {
     path: PathBuf,
     file: File,
     len: u64,
+    /// Size of the snapshot the journal starts with (its first entry).
+    base_len: u64,
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
@@ -174,12 +176,16 @@ impl Journal {
         let mut state = State::default();
         let mut rec = JournalRecovery::default();
         let mut pos = 0usize;
+        let mut base_len = 0u64;
         while pos < data.len() {
             let reason = match get_frame(&data[pos..]) {
                 Frame::Ok { body, size } => match Entry::decode(body) {
                     Ok(e) => {
                         state.apply(&e);
                         rec.entries += 1;
+                        if pos == 0 {
+                            base_len = size as u64;
+                        }
                         pos += size;
                         continue;
                     }
@@ -211,14 +217,18 @@ impl Journal {
         let journal = Journal {
             dir: dir.to_path_buf(),
             len: pos as u64,
+            base_len,
             path,
             file,
         };
         Ok((journal, state, rec))
     }
 
-    pub(crate) fn len(&self) -> u64 {
-        self.len
+    /// True once the journal holds more than `threshold` bytes and at least
+    /// as many bytes of deltas as of its starting snapshot, so a large state
+    /// is not rewritten on every commit.
+    pub(crate) fn wants_compaction(&self, threshold: u64) -> bool {
+        self.len > threshold && self.len - self.base_len >= self.base_len
     }
 
     /// Appends one entry and fsyncs; once this returns the entry is committed.
@@ -249,6 +259,7 @@ impl Journal {
         file.flush().map_err(io_err(&self.path))?;
         self.file = file;
         self.len = bytes.len() as u64;
+        self.base_len = self.len;
         Ok(())
     }
 }

@@ -22,9 +22,9 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let log = Log::open(dir.path(), Options::default())?;
 //! log.create_topic("events", 2)?;
+//! // Exactly-once step: outputs and the consumer position commit together.
 //! let mut txn = log.begin();
 //! let offset = txn.append("events", 0, Record::value("hello", 1_700_000_000_000))?;
-//! txn.set_position("scorer", "input", 0, 42).ok(); // unknown topic: refused
 //! txn.set_position("scorer", "events", 1, 0)?;
 //! log.commit(txn)?;
 //! assert_eq!(log.read("events", 0, offset, 10)?[0].value.as_deref(), Some(&b"hello"[..]));

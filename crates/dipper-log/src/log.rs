@@ -22,7 +22,8 @@ pub struct Options {
     pub segment_bytes: u64,
     /// One sparse index entry per this many bytes of segment (default 4 KiB).
     pub index_interval_bytes: u64,
-    /// The journal is compacted to a snapshot once it exceeds this (default 4 MiB).
+    /// The journal is compacted to a snapshot once it exceeds this (default
+    /// 4 MiB) and has grown by at least the size of its last snapshot.
     pub journal_compact_bytes: u64,
 }
 
@@ -372,7 +373,7 @@ impl Log {
                 }
             }
         }
-        if writer.journal.len() > self.compact_bytes {
+        if writer.journal.wants_compaction(self.compact_bytes) {
             let inner = self.read_inner();
             if let Err(e) = writer.journal.compact(&inner.state) {
                 drop(inner);
