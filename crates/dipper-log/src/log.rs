@@ -304,6 +304,12 @@ impl Log {
     }
 
     /// Commits `txn` atomically: all its appends and positions or none.
+    ///
+    /// `Ok` means durable. Validation errors (`Conflict`, unknown
+    /// partitions, positions past the end) change nothing. After an I/O
+    /// error the transaction may or may not have become durable (as with any
+    /// store whose fsync fails); the handle then refuses writes with
+    /// [`LogError::Poisoned`] and reopening the directory tells which.
     pub fn commit(&self, txn: Txn<'_>) -> Result<(), LogError> {
         if !std::ptr::eq(txn.log, self) {
             return Err(LogError::InvalidArgument(
@@ -373,12 +379,15 @@ impl Log {
                 }
             }
         }
+        // Housekeeping: the transaction is already committed, so a failure
+        // here is not reported as a failed commit; the handle refuses
+        // further writes (its journal file handle may be stale) and the next
+        // write reports `Poisoned`.
         if writer.journal.wants_compaction(self.compact_bytes) {
             let inner = self.read_inner();
-            if let Err(e) = writer.journal.compact(&inner.state) {
+            if writer.journal.compact(&inner.state).is_err() {
                 drop(inner);
                 writer.poisoned = true;
-                return Err(e);
             }
         }
         Ok(())
