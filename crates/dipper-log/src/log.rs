@@ -103,7 +103,11 @@ impl Log {
                 "segment_bytes and index_interval_bytes must be positive".into(),
             ));
         }
-        std::fs::create_dir_all(dir.join("topics")).map_err(io_err(&dir))?;
+        let topics = dir.join("topics");
+        if !topics.is_dir() {
+            std::fs::create_dir_all(&topics).map_err(io_err(&topics))?;
+            sync_dir(&dir)?;
+        }
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
             .create(true)

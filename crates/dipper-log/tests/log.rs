@@ -43,6 +43,19 @@ fn round_trip_across_segment_rolls_with_dense_offsets() {
         segment_count(dir.path(), "t", 0) > 5,
         "segments should roll"
     );
+    // Segment files are named by the 20-digit offset of their first record.
+    let pdir = dir.path().join("topics/t/0");
+    let mut names: Vec<String> = std::fs::read_dir(&pdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    for name in &names {
+        let base: u64 = name.strip_suffix(".seg").unwrap().parse().unwrap();
+        assert_eq!(name.len(), 24, "{name}");
+        assert_eq!(log.read("t", 0, base, 1).unwrap()[0].offset, base);
+        assert!(std::fs::metadata(pdir.join(name)).unwrap().len() < 1024 + 200);
+    }
     assert_eq!(log.high_watermark("t", 0).unwrap(), 200);
     assert_eq!(log.high_watermark("t", 1).unwrap(), 0);
     let all = log.read("t", 0, 0, usize::MAX).unwrap();
