@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::sync::Mutex;
+use common::ProgressLog;
 
 use common::{eval_classifier, eval_regressor, load, reference, scorer};
 use dipper_models::native::ModelBody;
-use dipper_train::{algorithm, Dataset, NoProgress, Progress, TrainError};
+use dipper_train::{algorithm, Dataset, NoProgress, TrainError};
 use serde_json::{json, Value};
 
 fn fit(name: &str, params: Value, train: &Dataset) -> Result<ModelBody, TrainError> {
@@ -277,22 +277,10 @@ fn single_class_training_data_is_refused() {
     }
 }
 
-#[derive(Default)]
-struct Record(Mutex<Vec<(u64, u64, String)>>);
-
-impl Progress for Record {
-    fn update(&self, done: u64, total: u64, message: &str) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((done, total, message.to_string()));
-    }
-}
-
 #[test]
 fn progress_counts_trees_and_reports_the_oob_score() {
     let train = load("binary", "train", true);
-    let record = Record::default();
+    let record = ProgressLog::default();
     algorithm(
         "rf",
         &json!({"n_estimators": 8, "max_depth": 10, "oob_score": true}),

@@ -6,13 +6,13 @@
 
 mod common;
 
-use std::sync::Mutex;
+use common::ProgressLog;
 
 use dipper_core::{FeatureKind, FeatureSchema, FeatureSpec};
 use dipper_models::native::ModelBody;
 use dipper_models::{ClassLabel, PredictionRef, Predictions};
 use dipper_train::gbm::Gbm;
-use dipper_train::{Algorithm, Dataset, NoProgress, Progress, Target, TrainError};
+use dipper_train::{Algorithm, Dataset, NoProgress, Target, TrainError};
 use serde_json::json;
 
 /// LightGBM's settings of `fixtures/train/reference.json`.
@@ -127,23 +127,12 @@ fn same_seed_same_model_whatever_the_thread_count() {
     assert_ne!(a, fit(other, &train, None));
 }
 
-struct Recorder(Mutex<Vec<(u64, u64, String)>>);
-
-impl Progress for Recorder {
-    fn update(&self, done: u64, total: u64, message: &str) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((done, total, message.to_string()));
-    }
-}
-
 #[test]
 fn early_stopping_keeps_the_best_iteration() {
     let train = common::load("binary", "train", true);
     let valid = common::load("binary", "test", true);
     let params = json!({"num_iterations": 1000, "learning_rate": 0.3, "early_stopping_rounds": 10, "seed": 1});
-    let rec = Recorder(Mutex::new(Vec::new()));
+    let rec = ProgressLog::default();
     let body = Gbm::from_params(&params)
         .unwrap()
         .fit(&train, Some(&valid), &rec)
@@ -177,7 +166,7 @@ fn bagged_training_scores_match_the_scorer() {
     let train = common::load("binary", "train", true);
     let params =
         json!({"num_iterations": 30, "bagging_fraction": 0.5, "feature_fraction": 0.5, "seed": 5});
-    let rec = Recorder(Mutex::new(Vec::new()));
+    let rec = ProgressLog::default();
     let body = Gbm::from_params(&params)
         .unwrap()
         .fit(&train, None, &rec)

@@ -4,19 +4,20 @@
 
 mod common;
 
-use std::sync::Mutex;
+use common::ProgressLog;
+
 use std::time::Instant;
 
 use dipper_core::{FeatureKind, FeatureSchema, FeatureSpec};
 use dipper_models::native::mlp::MlpInput;
 use dipper_models::native::ModelBody;
 use dipper_models::{ClassLabel, Predictions};
-use dipper_train::{algorithm, Dataset, NoProgress, Progress, Target, TrainError};
+use dipper_train::{algorithm, Dataset, NoProgress, Target, TrainError};
 use serde_json::json;
 
 /// Trains with `params`, printing how many epochs ran and the last monitored loss.
 fn train(data: &Dataset, params: serde_json::Value) -> ModelBody {
-    let epochs = Epochs::default();
+    let epochs = ProgressLog::default();
     let body = algorithm("mlp", &params, 0)
         .unwrap()
         .fit(data, None, &epochs)
@@ -25,19 +26,6 @@ fn train(data: &Dataset, params: serde_json::Value) -> ModelBody {
         eprintln!("{done}/{total} epochs, {msg}");
     }
     body
-}
-
-/// Records progress calls.
-#[derive(Default)]
-struct Epochs(Mutex<Vec<(u64, u64, String)>>);
-
-impl Progress for Epochs {
-    fn update(&self, done: u64, total: u64, message: &str) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((done, total, message.to_string()));
-    }
 }
 
 #[test]
@@ -142,7 +130,7 @@ fn early_stopping_keeps_the_best_epoch() {
     // A large learning rate and no L2 overfit quickly: the validation loss stops improving long before
     // max_epochs.
     let params = json!({"hidden": [32], "learning_rate": 0.02, "alpha": 0.0, "max_epochs": 300, "batch_size": 50});
-    let epochs = Epochs::default();
+    let epochs = ProgressLog::default();
     let body = algorithm("mlp", &params, 1)
         .unwrap()
         .fit(&train_part, Some(&valid), &epochs)
@@ -173,7 +161,7 @@ fn early_stopping_keeps_the_best_epoch() {
     assert!(*losses.last().unwrap() > best);
 
     // Without early stopping, every epoch runs on the training loss.
-    let epochs = Epochs::default();
+    let epochs = ProgressLog::default();
     let mut p = quick();
     p["early_stopping"] = json!(false);
     algorithm("mlp", &p, 1)

@@ -10,7 +10,7 @@ use dipper_core::FeatureSchema;
 use dipper_models::native::{ModelBody, NativeModel};
 use dipper_models::{ClassLabel, Format, LoadContext, ModelId, PredictionRef, Predictions};
 use dipper_train::metrics::{self, ClassificationMetrics, RegressionMetrics};
-use dipper_train::{Dataset, Target};
+use dipper_train::{Dataset, Progress, Target};
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/train")
@@ -104,4 +104,17 @@ pub fn eval_regressor(model: &dyn dipper_models::Model, test: &Dataset) -> Regre
     let mut out = Predictions::default();
     model.predict_batch(&test.rows(), &mut out).unwrap();
     metrics::regression(&test.y, out.values())
+}
+
+/// Records every progress call as (done, total, message).
+#[derive(Default)]
+pub struct ProgressLog(pub std::sync::Mutex<Vec<(u64, u64, String)>>);
+
+impl Progress for ProgressLog {
+    fn update(&self, done: u64, total: u64, message: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((done, total, message.to_string()));
+    }
 }
