@@ -29,6 +29,17 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Runs `dipper predict` with only --model (no --format, no --features) and returns the output objects.
+fn predict(model: &Path, input: &Path) -> Vec<Value> {
+    let (m, i) = (model.to_str().unwrap(), input.to_str().unwrap());
+    let o = dipper(&["predict", "--model", m, "--input", i, "--output", "-"]);
+    assert!(o.status.success(), "{m}: {}", text(&o.stderr));
+    text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// The first `n` rows of a CSV fixture as JSON lines (label included).
 fn csv_as_jsonl(name: &str, n: usize) -> String {
     let t = std::fs::read_to_string(fixture(name)).unwrap();
@@ -91,20 +102,7 @@ fn every_algorithm_trains_validates_and_predicts() {
         assert!(file["header"]["features"][0]["stats"]["histogram"].is_object());
         assert_eq!(file["header"]["source"]["rows"], 4000);
         // predict: no --format, no --features; the label field in the input is ignored.
-        let o = dipper(&[
-            "predict",
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            "-",
-        ]);
-        assert!(o.status.success(), "{algo}: {}", text(&o.stderr));
-        let preds: Vec<Value> = text(&o.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let preds = predict(&model, &input);
         assert_eq!(preds.len(), 50, "{algo}");
         let p = preds[0]["probabilities"].as_object().unwrap();
         let sum: f64 = p.values().map(|v| v.as_f64().unwrap()).sum();
@@ -167,20 +165,7 @@ fn jsonl_with_string_labels_and_categories_and_holdout() {
         "{\"color\": \"red\", \"x\": 0.9}\n{\"color\": \"blue\", \"x\": 0.1}\n",
     )
     .unwrap();
-    let o = dipper(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        "-",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let preds: Vec<Value> = text(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let preds = predict(&model, &input);
     assert_eq!(preds[0]["prediction"], "fraud");
     assert_eq!(preds[1]["prediction"], "ok");
 }
