@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use crate::error::{io_err, LogError};
 use crate::journal::{sync_dir, End, Entry, Journal, JournalRecovery, PartKey, PosKey, State};
@@ -60,6 +61,9 @@ pub struct Log {
     recovery: JournalRecovery,
     writer: Mutex<Writer>,
     inner: RwLock<Inner>,
+    /// Counts commits so readers can sleep until new data instead of polling.
+    commits: Mutex<u64>,
+    committed_cv: Condvar,
     _lock: File,
 }
 
@@ -144,6 +148,8 @@ impl Log {
                 poisoned: false,
             }),
             inner: RwLock::new(Inner { state, partitions }),
+            commits: Mutex::new(0),
+            committed_cv: Condvar::new(),
             _lock: lock,
         })
     }
@@ -156,6 +162,29 @@ impl Log {
     /// What recovery did to the journal when this log was opened.
     pub fn recovery(&self) -> &JournalRecovery {
         &self.recovery
+    }
+
+    /// How many commits this handle has made visible; pass it to [`Log::wait_for_commit`].
+    pub fn commit_count(&self) -> u64 {
+        *self.commits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps until a commit after `seen` (a [`Log::commit_count`] value) becomes visible, or
+    /// `timeout` passes. Returns the current count.
+    pub fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut count = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+        while *count == seen {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            count = match self.committed_cv.wait_timeout(count, deadline - now) {
+                Ok((c, _)) => c,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        *count
     }
 
     fn read_inner(&self) -> RwLockReadGuard<'_, Inner> {
@@ -382,6 +411,11 @@ impl Log {
                     part.install(end, tail);
                 }
             }
+        }
+        {
+            let mut count = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+            *count += 1;
+            self.committed_cv.notify_all();
         }
         // Housekeeping: the transaction is already committed, so a failure
         // here is not reported as a failed commit; the handle refuses

@@ -3,7 +3,10 @@
 //! Subcommands live in their own modules; this file only parses the command line and maps errors to exit codes
 //! (0 success, 1 failure, 2 usage error).
 
+mod demo;
+mod logcmd;
 mod predict;
+mod run;
 mod train;
 
 use std::process::ExitCode;
@@ -27,6 +30,12 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Train a model (gbm, rf, tree, glm, nb, mlp) on a file or a Kafka topic, validate it, and write it.
     Train(Box<train::TrainArgs>),
+    /// Run a scoring pipeline (PIPELINE.yaml): topic in, model, predictions out, on Kafka or the embedded log.
+    Run(run::RunArgs),
+    /// Append JSON lines to a topic of the embedded log.
+    Produce(logcmd::ProduceArgs),
+    /// Print the records of a topic of the embedded log.
+    Consume(logcmd::ConsumeArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +43,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Predict(args) => predict::run(args),
         Command::Train(args) => train::run(*args),
+        Command::Run(args) => run::run(args),
+        Command::Produce(args) => logcmd::produce(args),
+        Command::Consume(args) => logcmd::consume(args),
     };
     match result {
         Ok(code) => code,

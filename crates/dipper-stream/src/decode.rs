@@ -1,0 +1,189 @@
+//! Event decoders: record value bytes -> the model's feature row, plus the few fields the output
+//! needs (event id, event time, pass-through fields). JSON today; Avro and Schema Registry plug in
+//! behind [`EventDecoder`] later.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use dipper_core::{FeatureSchema, MissingPolicy, RowDecoder};
+use dipper_monitor::DeadLetterReason;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::error::RecordError;
+
+/// What a decoder extracts besides the features.
+#[derive(Debug, Default, Clone)]
+pub struct EventMeta {
+    /// The event-id field as JSON text (a string keeps its quotes), if configured and present.
+    pub event_id: Option<String>,
+    /// The event-time field in epoch milliseconds, if configured, present and numeric.
+    pub event_time: Option<i64>,
+    /// `"name":value` JSON fragments of pass-through fields that are present.
+    pub pass_through: Vec<(usize, String)>,
+}
+
+/// Turns one record value into a feature row. One instance per worker (it keeps scratch space).
+pub trait EventDecoder: Send {
+    /// Fills `row` (one slot per model feature, NaN = missing) and `meta`.
+    fn decode(
+        &mut self,
+        value: &[u8],
+        row: &mut [f64],
+        meta: &mut EventMeta,
+    ) -> Result<(), RecordError>;
+}
+
+/// Which extra fields to pull out of each event.
+#[derive(Debug, Clone, Default)]
+pub struct MetaFields {
+    pub event_id: Option<String>,
+    pub event_time: Option<String>,
+    pub pass_through: Vec<String>,
+}
+
+impl MetaFields {
+    fn is_empty(&self) -> bool {
+        self.event_id.is_none() && self.event_time.is_none() && self.pass_through.is_empty()
+    }
+}
+
+/// JSON objects, features matched by field name.
+pub struct JsonDecoder {
+    rows: RowDecoder,
+    meta: MetaFields,
+}
+
+impl JsonDecoder {
+    pub fn new(schema: FeatureSchema, missing: MissingPolicy, meta: MetaFields) -> Self {
+        JsonDecoder {
+            rows: RowDecoder::new(schema, missing),
+            meta,
+        }
+    }
+}
+
+impl EventDecoder for JsonDecoder {
+    fn decode(
+        &mut self,
+        value: &[u8],
+        row: &mut [f64],
+        meta: &mut EventMeta,
+    ) -> Result<(), RecordError> {
+        self.rows.decode_json(value, row).map_err(|e| RecordError {
+            // A field at fault means the event parsed but does not fit the model.
+            reason: if e.field.is_some() {
+                DeadLetterReason::Features
+            } else {
+                DeadLetterReason::Decode
+            },
+            field: e.field,
+            message: e.message,
+        })?;
+        meta.event_id = None;
+        meta.event_time = None;
+        meta.pass_through.clear();
+        if !self.meta.is_empty() {
+            // The features decoded, so the value is a well-formed object: this cannot fail on syntax.
+            let mut de = serde_json::Deserializer::from_slice(value);
+            de.deserialize_map(MetaVisitor {
+                fields: &self.meta,
+                meta,
+            })
+            .map_err(|e| RecordError {
+                reason: DeadLetterReason::Decode,
+                field: None,
+                message: format!("malformed JSON: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+struct MetaVisitor<'a> {
+    fields: &'a MetaFields,
+    meta: &'a mut EventMeta,
+}
+
+impl<'de> Visitor<'de> for MetaVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let is_id = self.fields.event_id.as_deref() == Some(&*key);
+            let is_time = self.fields.event_time.as_deref() == Some(&*key);
+            let pass = self.fields.pass_through.iter().position(|p| *p == *key);
+            if !is_id && !is_time && pass.is_none() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let raw: &RawValue = map.next_value()?;
+            let text = raw.get();
+            if is_id && text != "null" {
+                self.meta.event_id = Some(text.to_string());
+            }
+            if is_time {
+                self.meta.event_time = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .map(|v| v as i64);
+            }
+            if let Some(i) = pass {
+                self.meta.pass_through.push((i, text.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder(meta: MetaFields) -> JsonDecoder {
+        let schema = FeatureSchema::numeric(&["a", "b"]).unwrap();
+        JsonDecoder::new(schema, MissingPolicy::Reject, meta)
+    }
+
+    #[test]
+    fn features_and_meta_fields() {
+        let mut d = decoder(MetaFields {
+            event_id: Some("id".into()),
+            event_time: Some("ts".into()),
+            pass_through: vec!["card".into(), "absent".into()],
+        });
+        let mut row = [0.0; 2];
+        let mut meta = EventMeta::default();
+        d.decode(
+            br#"{"b":2,"id":"e1","x":{"y":[1,2]},"a":1.5,"ts":1700000000123,"card":"c9"}"#,
+            &mut row,
+            &mut meta,
+        )
+        .unwrap();
+        assert_eq!(row, [1.5, 2.0]);
+        assert_eq!(meta.event_id.as_deref(), Some("\"e1\""));
+        assert_eq!(meta.event_time, Some(1_700_000_000_123));
+        assert_eq!(meta.pass_through, vec![(0, "\"c9\"".to_string())]);
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        let mut d = decoder(MetaFields::default());
+        let mut row = [0.0; 2];
+        let mut meta = EventMeta::default();
+        let e = d.decode(b"{not json", &mut row, &mut meta).unwrap_err();
+        assert_eq!(e.reason, DeadLetterReason::Decode);
+        let e = d.decode(br#"{"a":1}"#, &mut row, &mut meta).unwrap_err();
+        assert_eq!(e.reason, DeadLetterReason::Features);
+        assert_eq!(e.field.as_deref(), Some("b"));
+        let e = d
+            .decode(br#"{"a":"x","b":1}"#, &mut row, &mut meta)
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("a"));
+    }
+}

@@ -1,0 +1,95 @@
+//! Scoring threads. Each partition is pinned to one worker, so its batches are scored and returned
+//! in order; every queue is bounded and the engine never blocks on a full one (it keeps the batch in
+//! the partition's backlog and pauses the partition instead), so a slow model turns into paused
+//! partitions, not into memory growth or a missed `max.poll.interval`.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use crate::score::{Batch, Scored, Scorer, ScoringPlan};
+use crate::transport::TopicPartition;
+
+/// Batches queued per worker before the engine holds further ones back.
+const QUEUE_PER_WORKER: usize = 64;
+
+/// A fixed set of scoring threads.
+pub struct WorkerPool {
+    jobs: Vec<Sender<Batch>>,
+    results: Receiver<Scored>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl WorkerPool {
+    pub fn new(plan: Arc<ScoringPlan>, workers: usize, name: &str) -> std::io::Result<Self> {
+        let workers = workers.max(1);
+        let (result_tx, results) = bounded(QUEUE_PER_WORKER * workers);
+        let mut jobs = Vec::with_capacity(workers);
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let (tx, rx) = bounded::<Batch>(QUEUE_PER_WORKER);
+            let result_tx = result_tx.clone();
+            let mut scorer = Scorer::new(plan.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("{name}-score-{i}"))
+                .spawn(move || {
+                    for batch in rx {
+                        if result_tx.send(scorer.score(batch)).is_err() {
+                            break;
+                        }
+                    }
+                })?;
+            jobs.push(tx);
+            threads.push(handle);
+        }
+        Ok(WorkerPool {
+            jobs,
+            results,
+            threads,
+        })
+    }
+
+    fn worker_of(&self, tp: &TopicPartition) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        tp.hash(&mut h);
+        (h.finish() % self.jobs.len() as u64) as usize
+    }
+
+    /// Queues a batch; gives it back when the worker's queue is full.
+    pub fn try_submit(&self, batch: Batch) -> Result<(), Batch> {
+        let w = self.worker_of(&batch.tp);
+        match self.jobs[w].try_send(batch) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => Err(b),
+        }
+    }
+
+    /// A finished batch, waiting at most `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<Scored> {
+        if timeout.is_zero() {
+            return self.results.try_recv().ok();
+        }
+        match self.results.recv_timeout(timeout) {
+            Ok(s) => Some(s),
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.jobs.clear();
+        // Unblock workers waiting to hand in results, then join them.
+        while self.results.try_recv().is_ok() {}
+        for t in self.threads.drain(..) {
+            while !t.is_finished() {
+                while self.results.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _ = t.join();
+        }
+    }
+}
