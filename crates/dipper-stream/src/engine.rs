@@ -36,6 +36,9 @@ pub struct EngineOptions {
     pub commit_max_records: usize,
     /// How long a graceful shutdown waits for in-flight batches.
     pub drain_timeout: Duration,
+    /// Stop (gracefully) once no record has arrived for this long and nothing is in flight:
+    /// batch-style runs, scripts and tests.
+    pub exit_when_idle: Option<Duration>,
 }
 
 impl Default for EngineOptions {
@@ -47,6 +50,7 @@ impl Default for EngineOptions {
             commit_interval: Duration::from_millis(100),
             commit_max_records: 10_000,
             drain_timeout: Duration::from_secs(30),
+            exit_when_idle: None,
         }
     }
 }
@@ -150,7 +154,18 @@ impl Engine {
 
     fn run_loop(&mut self) -> Result<(), StreamError> {
         let poll_max = self.opts.batch_size * 4;
+        let mut last_record = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
+            if let Some(idle) = self.opts.exit_when_idle {
+                let backlog = self.flows.values().any(|f| !f.backlog.is_empty());
+                if last_record.elapsed() >= idle && self.in_flight() == 0 && !backlog {
+                    info!(
+                        idle_ms = idle.as_millis() as u64,
+                        "no new records: stopping"
+                    );
+                    break;
+                }
+            }
             let busy = self.in_flight() > 0;
             let timeout = if busy {
                 Duration::ZERO
@@ -168,6 +183,9 @@ impl Engine {
             };
             for event in polled.events {
                 self.on_assignment(event);
+            }
+            if !polled.records.is_empty() {
+                last_record = Instant::now();
             }
             for rec in polled.records {
                 if let Some(flow) = self.flows.get_mut(&rec.tp) {

@@ -21,6 +21,7 @@ use crate::transport::Transport;
 /// A checked pipeline, ready to run.
 pub struct Pipeline {
     config: PipelineConfig,
+    exit_when_idle: Option<Duration>,
     plan: Arc<ScoringPlan>,
     metrics: Arc<PipelineMetrics>,
 }
@@ -38,9 +39,16 @@ impl Pipeline {
         metrics.model_info(&plan.label.name, &plan.label.version, &plan.label.format);
         Pipeline {
             config,
+            exit_when_idle: None,
             plan: Arc::new(plan),
             metrics,
         }
+    }
+
+    /// Stop gracefully once no record has arrived for `idle` (see [`EngineOptions::exit_when_idle`]).
+    pub fn exit_when_idle(mut self, idle: Option<Duration>) -> Self {
+        self.exit_when_idle = idle;
+        self
     }
 
     pub fn config(&self) -> &PipelineConfig {
@@ -131,6 +139,7 @@ impl Pipeline {
             commit_interval: Duration::from_millis(cfg.delivery.commit_interval_ms),
             commit_max_records: cfg.delivery.commit_max_records,
             drain_timeout: Duration::from_secs(30),
+            exit_when_idle: self.exit_when_idle,
         };
         let mut engine = Engine::new(
             transport,

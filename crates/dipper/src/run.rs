@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// Serve /metrics and /health here, overriding `metrics.listen` (e.g. 127.0.0.1:9100).
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Stop gracefully (drain, commit, leave) once no record has arrived for this many milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub exit_when_idle: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -62,7 +65,8 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let config = PipelineConfig::load(&args.pipeline)?;
-    let pipeline = Pipeline::new(config)?;
+    let pipeline = Pipeline::new(config)?
+        .exit_when_idle(args.exit_when_idle.map(std::time::Duration::from_millis));
     if args.check {
         print_check(&pipeline);
         return Ok(ExitCode::SUCCESS);
