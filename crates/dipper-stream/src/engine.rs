@@ -85,6 +85,9 @@ pub struct Engine {
     uncommitted: usize,
     last_commit: Instant,
     last_lag: Instant,
+    /// When records last arrived, a paused partition was resumed or the flows were rewound: until
+    /// `exit_when_idle` has passed since then, unread input may remain.
+    last_input: Instant,
     ledger: Option<File>,
     summary: RunSummary,
     stop: Arc<AtomicBool>,
@@ -119,6 +122,7 @@ impl Engine {
             uncommitted: 0,
             last_commit: Instant::now(),
             last_lag: Instant::now(),
+            last_input: Instant::now(),
             ledger: None,
             summary: RunSummary::default(),
             stop,
@@ -154,11 +158,11 @@ impl Engine {
 
     fn run_loop(&mut self) -> Result<(), StreamError> {
         let poll_max = self.opts.batch_size * 4;
-        let mut last_record = Instant::now();
+        self.last_input = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             if let Some(idle) = self.opts.exit_when_idle {
                 let backlog = self.flows.values().any(|f| !f.backlog.is_empty());
-                if last_record.elapsed() >= idle && self.in_flight() == 0 && !backlog {
+                if self.last_input.elapsed() >= idle && self.in_flight() == 0 && !backlog {
                     info!(
                         idle_ms = idle.as_millis() as u64,
                         "no new records: stopping"
@@ -185,7 +189,7 @@ impl Engine {
                 self.on_assignment(event);
             }
             if !polled.records.is_empty() {
-                last_record = Instant::now();
+                self.last_input = Instant::now();
             }
             for rec in polled.records {
                 if let Some(flow) = self.flows.get_mut(&rec.tp) {
@@ -263,6 +267,8 @@ impl Engine {
             flow.in_flight = 0;
         }
         self.uncommitted = 0;
+        // The rewound records are unread again.
+        self.last_input = Instant::now();
     }
 
     fn abort(&mut self) -> Result<(), StreamError> {
@@ -348,6 +354,8 @@ impl Engine {
                 debug!(partition = %tp, "resuming");
                 self.transport.resume(tp)?;
                 flow.paused = false;
+                // Polls skipped it while paused: its unread records are not idleness.
+                self.last_input = Instant::now();
             }
             paused += usize::from(flow.paused);
         }
