@@ -32,6 +32,8 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Run a scoring pipeline (PIPELINE.yaml): topic in, model, predictions out, on Kafka or the embedded log.
     Run(run::RunArgs),
+    /// The whole loop on synthetic card transactions: train a fraud model, score a live stream, watch it.
+    Demo(demo::DemoArgs),
     /// Append JSON lines to a topic of the embedded log.
     Produce(logcmd::ProduceArgs),
     /// Print the records of a topic of the embedded log.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Train(args) => train::run(*args),
         Command::Run(args) => run::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Produce(args) => logcmd::produce(args),
         Command::Consume(args) => logcmd::consume(args),
     };
