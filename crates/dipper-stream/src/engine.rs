@@ -137,12 +137,9 @@ impl Engine {
 
     /// Runs until the stop flag is set (then drains, commits and closes) or a fatal error.
     pub fn run(mut self) -> Result<RunSummary, StreamError> {
-        let result = self.run_loop();
+        let result = self.run_loop().and_then(|()| self.shutdown());
         match result {
-            Ok(()) => {
-                self.shutdown()?;
-                Ok(self.summary)
-            }
+            Ok(()) => Ok(self.summary),
             Err(e) => {
                 warn!(error = %e, "pipeline failed; aborting the open unit of work");
                 let _ = self.transport.abort();
@@ -467,7 +464,20 @@ impl Engine {
         if self.in_flight() > 0 {
             warn!("in-flight batches did not finish in time; they will be scored again on restart");
         }
-        self.maybe_commit(true)?;
+        // Stopping, so a failed final commit is not retried: its unit is aborted (by `run`) and redone
+        // on restart, and the run must not report it as done.
+        let started = Instant::now();
+        match self.transport.commit() {
+            Ok(Some(c)) => {
+                self.metrics.commit_latency.observe_since(started);
+                self.record_commit(&c)?;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.metrics.commit_failures.inc();
+                return Err(e);
+            }
+        }
         self.transport.close()?;
         info!(
             records_in = self.summary.records_in,
