@@ -1287,3 +1287,48 @@ fn a_failed_commit_send_or_poll_aborts_rewinds_and_loses_or_repeats_nothing() {
         assert_eq!(summary.commits, max, "{fail:?}");
     }
 }
+
+#[test]
+fn a_failed_final_commit_is_an_error_not_a_success_and_the_next_run_redoes_it() {
+    let (_dir, log) = new_log(3);
+    let inputs = keyed_fraud_inputs("f-", 200, 9);
+    produce(&log, &inputs, 0);
+    // No commit is due before the run stops, so the first commit is the final one.
+    let conf = Conf {
+        input: "  event_id_field: event_id\n".into(),
+        rest: "delivery:\n  commit_max_records: 100000\n  commit_interval_ms: 600000\n".into(),
+        ..Conf::new(lgbm_model())
+    };
+    let config = conf.parse();
+    let pipeline = Pipeline::new(config.clone())
+        .unwrap()
+        .exit_when_idle(Some(IDLE));
+    for t in [conf.output_topic, conf.dlq_topic] {
+        log.create_topic(t, 3).unwrap();
+    }
+    let seen = Arc::new(Seen::default());
+    let probe = Probe {
+        inner: EmbeddedTransport::new(
+            log.clone(),
+            &config.group_id(),
+            &config.input.topics,
+            &[conf.output_topic, conf.dlq_topic],
+        )
+        .unwrap(),
+        seen: seen.clone(),
+        fail: Fail::Commit(1),
+    };
+    let result = pipeline.run_with(Box::new(probe), never_stop());
+    assert_eq!(seen.commits.load(Ordering::SeqCst), 1);
+    let err = result.expect_err("the final commit failed: the run must not report success");
+    assert!(err.to_string().contains("injected commit failure"), "{err}");
+    assert!(
+        read_topic(&log, "scores").is_empty(),
+        "nothing was committed"
+    );
+    assert_eq!(log.committed(&config.group_id(), INPUT, 0).unwrap(), None);
+    // Nothing was lost either: the next run does it all.
+    let (summary, _) = run(&log, &conf);
+    assert_eq!(summary.records_in, 200);
+    assert_exactly_once(&log, &conf, &inputs);
+}
