@@ -26,7 +26,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
 };
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
@@ -39,6 +39,8 @@ use crate::error::{Recovery, StreamError};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts of a transactional call that keeps failing with a retriable error (e.g. a timeout).
+const TXN_ATTEMPTS: u32 = 3;
 
 /// Counts failed deliveries since the last commit.
 struct DeliveryContext {
@@ -76,6 +78,9 @@ struct Unit {
     events: Vec<AssignmentEvent>,
     /// Set when a commit inside a rebalance failed: the transport rewinds after the poll.
     rewind: bool,
+    /// Set when the producer is left in a transaction nothing can end (a fatal error, or an abort that
+    /// failed): every later call fails with this instead of retrying forever.
+    broken: Option<String>,
     lag: HashMap<(String, i32), i64>,
 }
 
@@ -107,7 +112,10 @@ impl ConsumerContext for GroupContext {
         };
         let tps = tp_list(tpl);
         let mut unit = lock(&self.unit);
-        if consumer.assignment_lost() {
+        if unit.broken.is_some() {
+            // Nothing can be committed any more; the pipeline is stopping with that error.
+            unit.abort_open();
+        } else if consumer.assignment_lost() {
             warn!("assignment lost (session timed out): aborting the open unit");
             unit.abort_open();
             unit.rewind = true;
@@ -117,6 +125,10 @@ impl ConsumerContext for GroupContext {
                 Ok(None) => {}
                 Err(e) => {
                     warn!(error = %e, "commit before revocation failed: aborting the open unit");
+                    if !e.is_retriable() && unit.broken.is_none() {
+                        // The callback cannot fail the poll: the next call does.
+                        unit.broken = Some(message_of(&e));
+                    }
                     unit.abort_open();
                     unit.rewind = true;
                 }
@@ -187,7 +199,60 @@ fn kafka_err(e: KafkaError) -> StreamError {
     StreamError::kafka(e, recovery)
 }
 
+/// Classifies a failed transactional call by librdkafka's rules. Only an abortable error may be retried
+/// (abort the transaction, rewind, redo the unit). A fatal one (e.g. fenced) leaves the producer unusable,
+/// and so does anything else: it leaves the producer inside a transaction no call can end — e.g. the broker
+/// lacks a transactional request (tansu 0.6 has no EndTxn: `commit_transaction` fails with "EndTxnRequest
+/// (KIP-98) not supported by broker" and every later begin or abort with "Conflicting commit_transaction API
+/// call is already in progress"), so aborting and retrying would loop forever. Retriable errors are retried
+/// in place by [`txn_call`] first.
+fn txn_err(op: &str, e: KafkaError) -> StreamError {
+    let (recovery, hint) = match &e {
+        KafkaError::Transaction(t) if t.txn_requires_abort() && !t.is_fatal() => (Recovery::Retry, ""),
+        KafkaError::Transaction(t) if t.code() == RDKafkaErrorCode::UnsupportedFeature => (
+            Recovery::Fatal,
+            " (the broker does not implement this transactional request, so exactly-once cannot work on \
+             it; use delivery.guarantee: at-least-once with this broker)",
+        ),
+        _ => (Recovery::Fatal, ""),
+    };
+    StreamError::kafka(format!("cannot {op}: {e}{hint}"), recovery)
+}
+
+/// Runs a transactional call, repeating it while it fails with a retriable error (librdkafka: the same call
+/// may be made again, e.g. after a timeout), at most [`TXN_ATTEMPTS`] times; other failures are classified
+/// by [`txn_err`]. librdkafka flags a missing broker feature and a call conflicting with one still in
+/// progress as retriable too, but repeating them cannot help.
+fn txn_call(op: &str, mut call: impl FnMut() -> KafkaResult<()>) -> Result<(), StreamError> {
+    let mut attempt = 1;
+    loop {
+        match call() {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(t))
+                if t.is_retriable()
+                    && !matches!(
+                        t.code(),
+                        RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::Conflict
+                    )
+                    && attempt < TXN_ATTEMPTS =>
+            {
+                warn!(error = %t, attempt, "cannot {op}; trying again");
+                attempt += 1;
+            }
+            Err(e) => return Err(txn_err(op, e)),
+        }
+    }
+}
+
 impl Unit {
+    /// Fails when an earlier error left the producer unusable.
+    fn check(&self) -> Result<(), StreamError> {
+        match &self.broken {
+            Some(why) => Err(StreamError::kafka(why, Recovery::Fatal)),
+            None => Ok(()),
+        }
+    }
+
     fn offsets_list(&self) -> Result<TopicPartitionList, StreamError> {
         let mut tpl = TopicPartitionList::new();
         for ((t, p), off) in &self.positions {
@@ -201,26 +266,28 @@ impl Unit {
         &mut self,
         consumer: &BaseConsumer<GroupContext>,
     ) -> Result<Option<Committed>, StreamError> {
+        self.check()?;
         if !self.txn_open && self.positions.is_empty() {
             return Ok(None);
         }
         let offsets = self.offsets_list()?;
         if self.exactly_once {
             if !self.txn_open {
-                self.producer.begin_transaction().map_err(kafka_err)?;
+                txn_call("begin a transaction", || self.producer.begin_transaction())?;
                 self.txn_open = true;
             }
             if offsets.count() > 0 {
                 let meta: ConsumerGroupMetadata = consumer.group_metadata().ok_or_else(|| {
                     StreamError::kafka("consumer has no group metadata", Recovery::Retry)
                 })?;
-                self.producer
-                    .send_offsets_to_transaction(&offsets, &meta, TXN_TIMEOUT)
-                    .map_err(kafka_err)?;
+                txn_call("add the input offsets to the transaction", || {
+                    self.producer
+                        .send_offsets_to_transaction(&offsets, &meta, TXN_TIMEOUT)
+                })?;
             }
-            self.producer
-                .commit_transaction(TXN_TIMEOUT)
-                .map_err(kafka_err)?;
+            txn_call("commit the transaction", || {
+                self.producer.commit_transaction(TXN_TIMEOUT)
+            })?;
             self.txn_open = false;
         } else {
             self.producer.flush(OP_TIMEOUT).map_err(kafka_err)?;
@@ -251,11 +318,17 @@ impl Unit {
         Ok(Some(done))
     }
 
-    /// Aborts the open transaction (exactly-once) and forgets the unit's positions.
+    /// Aborts the open transaction (exactly-once) and forgets the unit's positions. A transaction that
+    /// cannot be aborted leaves the producer unusable ([`Unit::broken`]).
     fn abort_open(&mut self) {
         if self.exactly_once && self.txn_open {
-            if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                warn!(error = %e, "abort_transaction failed");
+            if let Err(e) = txn_call("abort the transaction", || {
+                self.producer.abort_transaction(TXN_TIMEOUT)
+            }) {
+                warn!(error = %e, "the open transaction cannot be aborted");
+                if self.broken.is_none() {
+                    self.broken = Some(message_of(&e));
+                }
             }
             self.txn_open = false;
         }
@@ -267,6 +340,14 @@ impl Unit {
         self.positions.clear();
         self.sent = 0;
         self.seq += 1;
+    }
+}
+
+/// A transport error's message without the transport's name (it is added again when re-raised).
+fn message_of(e: &StreamError) -> String {
+    match e {
+        StreamError::Transport { message, .. } => message.clone(),
+        e => e.to_string(),
     }
 }
 
@@ -361,6 +442,7 @@ impl KafkaTransport {
             seq: 0,
             events: Vec::new(),
             rewind: false,
+            broken: None,
             lag: HashMap::new(),
         }));
 
@@ -434,7 +516,11 @@ impl Transport for KafkaTransport {
 
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, StreamError> {
         let mut polled = Polled::default();
-        lock(&self.unit).producer.poll(Duration::ZERO);
+        {
+            let unit = lock(&self.unit);
+            unit.check()?;
+            unit.producer.poll(Duration::ZERO);
+        }
         let mut wait = timeout;
         while polled.records.len() < max {
             // The unit lock is not held here: rebalance callbacks run inside this call.
@@ -495,8 +581,9 @@ impl Transport for KafkaTransport {
 
     fn send(&mut self, record: OutRecord) -> Result<(), StreamError> {
         let mut unit = lock(&self.unit);
+        unit.check()?;
         if unit.exactly_once && !unit.txn_open {
-            unit.producer.begin_transaction().map_err(kafka_err)?;
+            txn_call("begin a transaction", || unit.producer.begin_transaction())?;
             unit.txn_open = true;
         }
         let headers = owned_headers(&record.headers, &unit.txn_tag, unit.seq);
@@ -534,7 +621,11 @@ impl Transport for KafkaTransport {
     }
 
     fn abort(&mut self) -> Result<(), StreamError> {
-        lock(&self.unit).abort_open();
+        {
+            let mut unit = lock(&self.unit);
+            unit.abort_open();
+            unit.check()?;
+        }
         self.rewind()
     }
 
