@@ -27,6 +27,21 @@
 //!   become visible, as if committed (on Kafka that re-initialisation aborts them). See `tests/transactions.rs`.
 //!   Set `DIPPER_BROKER_IS_KAFKA=1` ([`broker_is_kafka`]) when `DIPPER_TEST_BROKERS` points at a real Kafka so
 //!   tests can assert the Kafka behaviour there.
+//! * Fetch skips the rest of a record batch: a fetch at an offset inside a batch returns only the batches whose
+//!   *base* offset is at or after it, so the records of the batch holding that offset from it onwards are never
+//!   delivered, and an offset inside the partition's last batch returns nothing until a new batch is appended.
+//!   (Measured: 4000 records produced in batches starting at 0, 1348 and 2997; fetch at 1 starts at 1348, at
+//!   2048 at 2997, at 3500 returns nothing.) A consumer group resuming from a committed offset, a rewind
+//!   (`seek`) or librdkafka's pause/resume (which refetches from the application's position) therefore loses
+//!   records. Produce input that consumers resume in with [`TestBroker::produce_unbatched`]; reading a topic
+//!   from the beginning ([`TestBroker::consume_all`]) is not affected.
+//! * Consumer groups: a member that joins a group with a leader has its JoinGroup held for 3 s (tansu's
+//!   `join_follower_pause`) and its last contact stamped with the time before that pause, so with a
+//!   `session.timeout.ms` below about 3 s (1 s tried) it is expired as soon as it is in and a second member
+//!   never gets an assignment (the group rebalances for ever); 4 s works. A member that joins right after a SIGKILL, while
+//!   the killed leader still looks alive, becomes its follower with an empty assignment; when the leader is
+//!   then expired the group re-forms without a new generation and heartbeats keep answering "no error", so the
+//!   survivor holds no partition for ever. Restart a killed member only after its session timeout.
 //! * Create topics with [`TestBroker::create_topic`] (the admin API) before producing; do not rely on
 //!   auto-creation.
 
@@ -201,6 +216,17 @@ impl TestBroker {
         start_tansu(&bin).map_err(StartError::Failed)
     }
 
+    /// A broker something else runs at `bootstrap` (nothing is started, checked or stopped), so the client
+    /// helpers work against it too: e.g. librdkafka's in-process `rdkafka::mocking::MockCluster`. The mock's
+    /// admin API never answers CreateTopics: create its topics with `MockCluster::create_topic`, not
+    /// [`TestBroker::create_topic`].
+    pub fn external(bootstrap: impl Into<String>) -> TestBroker {
+        TestBroker {
+            bootstrap: bootstrap.into(),
+            tansu: None,
+        }
+    }
+
     /// `bootstrap.servers` for clients of this broker.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
@@ -263,18 +289,48 @@ impl TestBroker {
     /// Produces `records` in order with a plain (non-transactional, non-idempotent) producer and waits until
     /// every one is acknowledged. Returns each record's `(partition, offset)` from its delivery report (these
     /// match the offsets consumers read, on tansu 0.6 too).
+    ///
+    /// Records are batched as librdkafka likes; on tansu 0.6 a consumer that later starts or seeks inside such a
+    /// batch loses the rest of it (see the crate docs): use [`TestBroker::produce_unbatched`] for input that
+    /// consumers resume from committed offsets.
     pub fn produce(
         &self,
         topic: &str,
         records: &[Record],
         partitioning: Partitioning,
     ) -> Result<Vec<(u32, i64)>, String> {
+        self.produce_with(topic, records, partitioning, &[])
+    }
+
+    /// [`TestBroker::produce`] with every record in a record batch of its own (`batch.num.messages=1`), so any
+    /// offset is a batch boundary: a consumer may start, resume or seek anywhere without tansu 0.6 skipping
+    /// records. Slower than [`TestBroker::produce`] (one batch per record and partition in each request).
+    pub fn produce_unbatched(
+        &self,
+        topic: &str,
+        records: &[Record],
+        partitioning: Partitioning,
+    ) -> Result<Vec<(u32, i64)>, String> {
+        self.produce_with(topic, records, partitioning, &[("batch.num.messages", "1")])
+    }
+
+    /// [`TestBroker::produce`] with extra producer properties.
+    pub fn produce_with(
+        &self,
+        topic: &str,
+        records: &[Record],
+        partitioning: Partitioning,
+        properties: &[(&str, &str)],
+    ) -> Result<Vec<(u32, i64)>, String> {
         let context = Deliveries {
             results: Mutex::new(vec![None; records.len()]),
         };
-        let producer: BaseProducer<Deliveries> = self
-            .client_config()
-            .set("message.timeout.ms", "30000")
+        let mut config = self.client_config();
+        config.set("message.timeout.ms", "30000");
+        for (k, v) in properties {
+            config.set(*k, *v);
+        }
+        let producer: BaseProducer<Deliveries> = config
             .create_with_context(context)
             .map_err(|e| format!("producer: {e}"))?;
         let partitions = match partitioning {
