@@ -216,6 +216,8 @@ impl Engine {
         match event {
             AssignmentEvent::Assigned(tps) => {
                 info!(partitions = tps.len(), "partitions assigned");
+                // Idleness counts from having something to read, not from the process start.
+                self.last_input = Instant::now();
                 for tp in tps {
                     let generation = self.next_generation;
                     self.next_generation += 1;
@@ -327,14 +329,17 @@ impl Engine {
                 }
             }
             for scored in results {
-                self.apply(scored)?;
+                self.apply(scored.map_err(worker_failed)?)?;
             }
         }
         self.update_pauses()
     }
 
     fn update_pauses(&mut self) -> Result<(), StreamError> {
-        let limit = self.opts.batch_size * self.opts.max_in_flight_batches;
+        // Pause only when a partition holds more than twice what its in-flight batches can take, and
+        // resume once it is down to a quarter: pausing makes librdkafka drop what it prefetched, so
+        // flapping around one threshold would refetch the same records over and over.
+        let limit = 2 * self.opts.batch_size * self.opts.max_in_flight_batches;
         let mut paused = 0;
         let mut in_flight_records = 0;
         for (tp, flow) in self.flows.iter_mut() {
@@ -345,7 +350,7 @@ impl Engine {
                 self.transport.pause(tp)?;
                 flow.paused = true;
             } else if flow.paused
-                && load <= limit / 2
+                && load <= limit / 4
                 && flow.in_flight < self.opts.max_in_flight_batches
             {
                 debug!(partition = %tp, "resuming");
@@ -458,7 +463,7 @@ impl Engine {
         while self.in_flight() > 0 && Instant::now() < deadline {
             let Some(pool) = &self.pool else { break };
             if let Some(scored) = pool.recv(Duration::from_millis(10)) {
-                self.apply(scored)?;
+                self.apply(scored.map_err(worker_failed)?)?;
             }
         }
         if self.in_flight() > 0 {
@@ -486,5 +491,15 @@ impl Engine {
             "stopped"
         );
         Ok(())
+    }
+}
+
+/// A scoring thread panicked: a bug, never bad input. Stop rather than wait for its batch forever;
+/// the open unit is aborted and a restart redoes it.
+fn worker_failed(message: String) -> StreamError {
+    StreamError::Transport {
+        transport: "scoring thread",
+        message: format!("panicked: {message}"),
+        recovery: crate::error::Recovery::Fatal,
     }
 }

@@ -19,7 +19,7 @@ const QUEUE_PER_WORKER: usize = 64;
 /// A fixed set of scoring threads.
 pub struct WorkerPool {
     jobs: Vec<Sender<Batch>>,
-    results: Receiver<Scored>,
+    results: Receiver<Result<Scored, String>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -37,7 +37,14 @@ impl WorkerPool {
                 .name(format!("{name}-score-{i}"))
                 .spawn(move || {
                     for batch in rx {
-                        if result_tx.send(scorer.score(batch)).is_err() {
+                        // Scoring never panics on input; a panic is a bug. Report it so the engine
+                        // stops with an error instead of waiting forever for this batch.
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            scorer.score(batch)
+                        }))
+                        .map_err(|p| panic_message(&*p));
+                        let failed = result.is_err();
+                        if result_tx.send(result).is_err() || failed {
                             break;
                         }
                     }
@@ -67,8 +74,8 @@ impl WorkerPool {
         }
     }
 
-    /// A finished batch, waiting at most `timeout`.
-    pub fn recv(&self, timeout: Duration) -> Option<Scored> {
+    /// A finished batch (or the panic message of a worker that failed), waiting at most `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<Result<Scored, String>> {
         if timeout.is_zero() {
             return self.results.try_recv().ok();
         }
@@ -77,6 +84,13 @@ impl WorkerPool {
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
         }
     }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 impl Drop for WorkerPool {

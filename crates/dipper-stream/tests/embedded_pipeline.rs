@@ -1332,3 +1332,52 @@ fn a_failed_final_commit_is_an_error_not_a_success_and_the_next_run_redoes_it() 
     assert_eq!(summary.records_in, 200);
     assert_exactly_once(&log, &conf, &inputs);
 }
+
+/// A model with a bug: it panics on its second batch.
+#[derive(Debug)]
+struct PanickingModel {
+    inner: Arc<dyn Model>,
+    batches: AtomicUsize,
+}
+
+impl Model for PanickingModel {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    fn predict_batch(&self, rows: &[f64], out: &mut Predictions) -> Result<(), ModelError> {
+        if self.batches.fetch_add(1, Ordering::SeqCst) == 1 {
+            panic!("model bug");
+        }
+        self.inner.predict_batch(rows, out)
+    }
+}
+
+#[test]
+fn a_panicking_scoring_thread_stops_the_pipeline_with_an_error_and_commits_nothing_after_it() {
+    let (_dir, log) = new_log(1);
+    let inputs = keyed_fraud_inputs("p", 600, 1);
+    produce(&log, &inputs, 0);
+    let mut conf = Conf::new(lgbm_model());
+    conf.input = "  event_id_field: event_id\n".into();
+    conf.rest = "processing:\n  batch_size: 100\n  workers: 1\n".into();
+    let config = conf.parse();
+    let model = Arc::new(PanickingModel {
+        inner: dipper_models::load(&conf.model, None).unwrap(),
+        batches: AtomicUsize::new(0),
+    });
+    let pipeline = Pipeline::with_plan(config.clone(), ScoringPlan::new(&config, model).unwrap())
+        .exit_when_idle(Some(IDLE));
+    let err = pipeline
+        .run_on_log(log.clone(), never_stop())
+        .expect_err("a worker panic must fail the run, not stall it");
+    assert!(err.to_string().contains("model bug"), "{err}");
+    // Whatever was committed before the panic is a prefix; a rerun with a sound model completes it
+    // exactly once.
+    let (summary, _) = run(&log, &conf);
+    assert!(
+        summary.records_in > 0 && summary.records_in < 600,
+        "{summary:?}"
+    );
+    assert_exactly_once(&log, &conf, &inputs);
+}

@@ -324,7 +324,7 @@ fn live_traffic(
             clock = generator.next_arrival(clock);
             let e = generator.next_event(clock);
             sent += 1;
-            if sent % 5000 == 0 {
+            if sent.is_multiple_of(5000) {
                 truth.malformed.fetch_add(1, Ordering::Relaxed);
                 let bad = match (sent / 5000) % 2 {
                     0 => format!("{{\"event_id\":\"bad-{sent}\",\"amount\":\"n/a\"}}"),
