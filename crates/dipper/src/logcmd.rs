@@ -80,15 +80,22 @@ pub fn produce(args: ProduceArgs) -> Result<ExitCode> {
         }
         let key = match &args.key_field {
             None => None,
-            Some(field) => {
-                let v: serde_json::Value = serde_json::from_str(&line)
-                    .with_context(|| format!("{name}:{}: not JSON", i + 1))?;
-                match v.get(field) {
+            // A line that is not a JSON object is still appended (unkeyed): producing does not
+            // validate events, the pipeline dead-letters what it cannot score.
+            Some(field) => match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(v) => match v.get(field) {
                     Some(serde_json::Value::String(s)) => Some(s.clone().into_bytes()),
                     Some(serde_json::Value::Null) | None => None,
                     Some(other) => Some(other.to_string().into_bytes()),
+                },
+                Err(e) => {
+                    eprintln!(
+                        "dipper produce: {name}:{}: not JSON ({e}); appended without a key",
+                        i + 1
+                    );
+                    None
                 }
-            }
+            },
         };
         let partition = match &key {
             Some(k) => kafka_partition(k, n),
