@@ -7,7 +7,7 @@ use std::fmt;
 
 use dipper_core::{FeatureSchema, MissingPolicy, RowDecoder};
 use dipper_monitor::DeadLetterReason;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, Error, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::RecordError;
@@ -100,6 +100,29 @@ impl EventDecoder for JsonDecoder {
     }
 }
 
+/// An object key, borrowed from the input unless it holds escapes. (`Cow<str>` would not do: serde
+/// deserialises it as an owned `String`, one allocation per key of every event.)
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
+}
+
 struct MetaVisitor<'a> {
     fields: &'a MetaFields,
     meta: &'a mut EventMeta,
@@ -113,7 +136,7 @@ impl<'de> Visitor<'de> for MetaVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             let is_id = self.fields.event_id.as_deref() == Some(&*key);
             let is_time = self.fields.event_time.as_deref() == Some(&*key);
             let pass = self.fields.pass_through.iter().position(|p| *p == *key);
@@ -169,6 +192,25 @@ mod tests {
         assert_eq!(meta.event_id.as_deref(), Some("\"e1\""));
         assert_eq!(meta.event_time, Some(1_700_000_000_123));
         assert_eq!(meta.pass_through, vec![(0, "\"c9\"".to_string())]);
+    }
+
+    #[test]
+    fn escaped_field_names_still_match() {
+        let mut d = decoder(MetaFields {
+            event_id: Some("id".into()),
+            event_time: None,
+            pass_through: vec!["card".into()],
+        });
+        let mut row = [0.0; 2];
+        let mut meta = EventMeta::default();
+        d.decode(
+            br#"{"a":1,"b":2,"\u0069d":"e1","ca\u0072d":7}"#,
+            &mut row,
+            &mut meta,
+        )
+        .unwrap();
+        assert_eq!(meta.event_id.as_deref(), Some("\"e1\""));
+        assert_eq!(meta.pass_through, vec![(0, "7".to_string())]);
     }
 
     #[test]
