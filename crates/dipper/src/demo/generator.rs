@@ -526,7 +526,9 @@ impl FraudGenerator {
     /// Compromises a card, if one not already under attack turns up, and schedules its first fraud event.
     fn start_burst(&mut self, ts: i64) {
         let n = self.cards.len();
-        let elapsed_days = self.epoch.map_or(0.0, |e| (ts - e) as f64 / DAY_MS as f64);
+        let elapsed_days = self
+            .epoch
+            .map_or(0.0, |e| ts.saturating_sub(e) as f64 / DAY_MS as f64);
         let mut chosen = None;
         for _ in 0..16 {
             let i = self.rng.random_range(0..n);
@@ -815,7 +817,7 @@ impl FraudGenerator {
         let mut velocity = 0;
         for back in 1..=usize::from(c.recent_len) {
             let slot = (usize::from(c.recent_head) + VELOCITY_CAP - back) % VELOCITY_CAP;
-            if c.recent[slot] <= ts - HOUR_MS {
+            if c.recent[slot] <= ts.saturating_sub(HOUR_MS) {
                 break;
             }
             velocity += 1;
@@ -832,7 +834,8 @@ impl FraudGenerator {
         let amount = d.cents as f64 / 100.0;
         let vs_avg = amount / c.running_avg;
         c.running_avg += 0.1 * (amount - c.running_avg);
-        let age_days = (c.age_at_start_days + (ts - epoch) as f64 / DAY_MS as f64).floor();
+        let age_days =
+            (c.age_at_start_days + ts.saturating_sub(epoch) as f64 / DAY_MS as f64).floor();
 
         let id = &self.ids[d.card];
         let mut json = Vec::with_capacity(448);
