@@ -49,15 +49,32 @@ impl MetaFields {
 }
 
 /// JSON objects, features matched by field name.
+///
+/// The meta fields are read in a second pass that stops as soon as every one of them has been seen,
+/// so events that put their id and pass-through fields first pay little for them. A field repeated
+/// within one event counts once: its first occurrence wins.
 pub struct JsonDecoder {
     rows: RowDecoder,
     meta: MetaFields,
+    /// The distinct field names `meta` asks for.
+    wanted: Vec<String>,
+    /// Per wanted name: seen in the current event.
+    seen: Vec<bool>,
 }
 
 impl JsonDecoder {
     pub fn new(schema: FeatureSchema, missing: MissingPolicy, meta: MetaFields) -> Self {
+        let mut wanted: Vec<String> = Vec::new();
+        let names = meta.event_id.iter().chain(&meta.event_time);
+        for name in names.chain(&meta.pass_through) {
+            if !wanted.contains(name) {
+                wanted.push(name.clone());
+            }
+        }
         JsonDecoder {
             rows: RowDecoder::new(schema, missing),
+            seen: vec![false; wanted.len()],
+            wanted,
             meta,
         }
     }
@@ -85,16 +102,28 @@ impl EventDecoder for JsonDecoder {
         meta.pass_through.clear();
         if !self.meta.is_empty() {
             // The features decoded, so the value is a well-formed object: this cannot fail on syntax.
+            self.seen.fill(false);
+            let mut complete = false;
             let mut de = serde_json::Deserializer::from_slice(value);
-            de.deserialize_map(MetaVisitor {
+            let scanned = de.deserialize_map(MetaVisitor {
                 fields: &self.meta,
+                wanted: &self.wanted,
+                seen: &mut self.seen,
+                complete: &mut complete,
                 meta,
-            })
-            .map_err(|e| RecordError {
-                reason: DeadLetterReason::Decode,
-                field: None,
-                message: format!("malformed JSON: {e}"),
-            })?;
+            });
+            match scanned {
+                Ok(()) => {}
+                // Stopped early on purpose, so serde_json finds the object unfinished.
+                Err(_) if complete => {}
+                Err(e) => {
+                    return Err(RecordError {
+                        reason: DeadLetterReason::Decode,
+                        field: None,
+                        message: format!("malformed JSON: {e}"),
+                    })
+                }
+            }
         }
         Ok(())
     }
@@ -125,6 +154,10 @@ impl<'de> Deserialize<'de> for Key<'de> {
 
 struct MetaVisitor<'a> {
     fields: &'a MetaFields,
+    wanted: &'a [String],
+    seen: &'a mut [bool],
+    /// Set when the visitor returns before the end of the object because it has all it wants.
+    complete: &'a mut bool,
     meta: &'a mut EventMeta,
 }
 
@@ -136,14 +169,18 @@ impl<'de> Visitor<'de> for MetaVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut missing = self.wanted.len();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let wanted = self.wanted.iter().position(|w| *w == *key);
+            let Some(w) = wanted.filter(|&w| !self.seen[w]) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            self.seen[w] = true;
+            missing -= 1;
             let is_id = self.fields.event_id.as_deref() == Some(&*key);
             let is_time = self.fields.event_time.as_deref() == Some(&*key);
             let pass = self.fields.pass_through.iter().position(|p| *p == *key);
-            if !is_id && !is_time && pass.is_none() {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
             let raw: &RawValue = map.next_value()?;
             let text = raw.get();
             if is_id && text != "null" {
@@ -158,6 +195,10 @@ impl<'de> Visitor<'de> for MetaVisitor<'_> {
             }
             if let Some(i) = pass {
                 self.meta.pass_through.push((i, text.to_string()));
+            }
+            if missing == 0 {
+                *self.complete = true;
+                return Ok(());
             }
         }
         Ok(())
@@ -211,6 +252,36 @@ mod tests {
         .unwrap();
         assert_eq!(meta.event_id.as_deref(), Some("\"e1\""));
         assert_eq!(meta.pass_through, vec![(0, "7".to_string())]);
+    }
+
+    #[test]
+    fn first_occurrence_wins_and_one_field_may_serve_several_roles() {
+        let mut d = decoder(MetaFields {
+            event_id: Some("id".into()),
+            event_time: Some("ts".into()),
+            pass_through: vec!["ts".into(), "card".into()],
+        });
+        let mut row = [0.0; 2];
+        let mut meta = EventMeta::default();
+        d.decode(
+            br#"{"id":"e1","ts":5,"a":1,"id":"e2","card":"c1","b":2,"card":"c2","ts":6}"#,
+            &mut row,
+            &mut meta,
+        )
+        .unwrap();
+        assert_eq!(row, [1.0, 2.0]);
+        assert_eq!(meta.event_id.as_deref(), Some("\"e1\""));
+        assert_eq!(meta.event_time, Some(5));
+        assert_eq!(
+            meta.pass_through,
+            vec![(0, "5".to_string()), (1, "\"c1\"".to_string())]
+        );
+        // Missing fields are simply absent, and the next event starts afresh.
+        d.decode(br#"{"a":3,"b":4,"card":"c3"}"#, &mut row, &mut meta)
+            .unwrap();
+        assert_eq!(meta.event_id, None);
+        assert_eq!(meta.event_time, None);
+        assert_eq!(meta.pass_through, vec![(1, "\"c3\"".to_string())]);
     }
 
     #[test]
