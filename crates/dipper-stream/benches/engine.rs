@@ -264,15 +264,16 @@ fn scorer_parts(c: &mut Criterion<ThreadCpu>) {
     let mut buf = Vec::with_capacity(512);
     g.bench_function("encode", |b| {
         b.iter_batched(
-            || Vec::with_capacity(BATCH),
-            |mut out| {
-                for (i, (r, meta)) in records.iter().zip(&metas).enumerate() {
+            || (records.to_vec(), Vec::with_capacity(BATCH)),
+            |(inputs, mut out)| {
+                for (i, (r, meta)) in inputs.into_iter().zip(&metas).enumerate() {
+                    let t = r.timestamp;
                     out.push(plan.encoder.prediction(
                         r,
                         meta,
                         preds.get(i),
                         12.3,
-                        r.timestamp,
+                        t,
                         1_700_000_000_000,
                         &mut buf,
                     ));

@@ -11,7 +11,6 @@
 //! `dipper.model`.
 
 use std::borrow::Cow;
-use std::io::Write;
 use std::sync::Arc;
 
 use dipper_models::{ClassLabel, ModelInfo, PredictionRef};
@@ -105,11 +104,12 @@ impl Encoder {
         }
     }
 
-    /// The prediction record for `input`. `buf` is scratch space reused across calls.
+    /// The prediction record for `input`, which gives it its key. `buf` is scratch space reused
+    /// across calls.
     #[allow(clippy::too_many_arguments)]
     pub fn prediction(
         &self,
-        input: &InRecord,
+        input: InRecord,
         meta: &EventMeta,
         p: PredictionRef<'_>,
         latency_us: f64,
@@ -122,13 +122,13 @@ impl Encoder {
         match &meta.event_id {
             Some(id) => buf.extend_from_slice(id.as_bytes()),
             None => {
-                let _ = write!(
-                    buf,
-                    "\"{}/{}/{}\"",
-                    escape_plain(&input.tp.topic),
-                    input.tp.partition,
-                    input.offset
-                );
+                buf.push(b'"');
+                buf.extend_from_slice(escape_plain(&input.tp.topic).as_bytes());
+                buf.push(b'/');
+                write_int(buf, input.tp.partition);
+                buf.push(b'/');
+                write_int(buf, input.offset);
+                buf.push(b'"');
             }
         }
         for (i, raw) in &meta.pass_through {
@@ -161,13 +161,14 @@ impl Encoder {
         buf.extend_from_slice(self.model_fields.as_bytes());
         buf.extend_from_slice(b",\"latency_us\":");
         write_f64(buf, (latency_us * 10.0).round() / 10.0);
-        let _ = write!(
-            buf,
-            ",\"event_time\":{event_time},\"processing_time\":{processing_time}}}"
-        );
+        buf.extend_from_slice(b",\"event_time\":");
+        write_int(buf, event_time);
+        buf.extend_from_slice(b",\"processing_time\":");
+        write_int(buf, processing_time);
+        buf.push(b'}');
         OutRecord {
             topic: self.output_topic.clone(),
-            key: input.key.clone(),
+            key: input.key,
             value: buf.clone(),
             headers: Vec::new(),
             timestamp: event_time,
@@ -175,8 +176,8 @@ impl Encoder {
         }
     }
 
-    /// The dead-letter record for `input`.
-    pub fn dead_letter(&self, input: &InRecord, error: &RecordError) -> OutRecord {
+    /// The dead-letter record for `input`, which gives it its key and value.
+    pub fn dead_letter(&self, input: InRecord, error: &RecordError) -> OutRecord {
         let mut headers = vec![
             (
                 "dipper.error.reason".to_string(),
@@ -218,8 +219,8 @@ impl Encoder {
         ]);
         OutRecord {
             topic: self.dead_letter_topic.clone(),
-            key: input.key.clone(),
-            value: input.value.clone().unwrap_or_default(),
+            key: input.key,
+            value: input.value.unwrap_or_default(),
             headers,
             timestamp: input.timestamp,
             source_partition: input.tp.partition,
@@ -240,6 +241,11 @@ fn escape_plain(s: &str) -> Cow<'_, str> {
                 .collect(),
         )
     }
+}
+
+/// An integer in decimal (itoa through serde_json: much cheaper than `write!`).
+fn write_int<T: serde::Serialize>(buf: &mut Vec<u8>, v: T) {
+    let _ = serde_json::to_writer(&mut *buf, &v);
 }
 
 /// Shortest round-trip decimal; non-finite values (which JSON cannot carry) become null.
@@ -303,7 +309,7 @@ mod tests {
             probabilities: &probs,
         };
         let mut buf = Vec::new();
-        let out = enc.prediction(&input(), &meta, p, 12.34, 5, 9, &mut buf);
+        let out = enc.prediction(input(), &meta, p, 12.34, 5, 9, &mut buf);
         let v: serde_json::Value = serde_json::from_slice(&out.value).unwrap();
         assert_eq!(v["event_id"], "tx/2/17");
         assert_eq!(v["card"], "c1");
@@ -331,7 +337,7 @@ mod tests {
             field: Some("a".into()),
             message: "is missing".into(),
         };
-        let out = enc.dead_letter(&input(), &err);
+        let out = enc.dead_letter(input(), &err);
         assert_eq!(out.value, b"{\"a\":1}");
         let h = |k: &str| {
             String::from_utf8(out.headers.iter().find(|(n, _)| n == k).unwrap().1.clone()).unwrap()

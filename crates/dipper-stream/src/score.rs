@@ -249,7 +249,9 @@ impl Scorer {
         let mut dead_letters = Vec::new();
         let mut event_times = Vec::with_capacity(ok);
         let now_ms = now_millis();
-        for (i, rec) in batch.records.iter().enumerate() {
+        let next_offset = batch.records.last().map_or(0, |r| r.offset + 1);
+        // Each input moves into its output (key, and value for dead letters): nothing is copied.
+        for (i, rec) in batch.records.into_iter().enumerate() {
             let row = match &self.fate[i] {
                 Ok(r) => *r,
                 Err(e) => {
@@ -289,7 +291,6 @@ impl Scorer {
                 &mut self.buf,
             ));
         }
-        let next_offset = batch.records.last().map_or(0, |r| r.offset + 1);
         Scored {
             tp: batch.tp,
             generation: batch.generation,
