@@ -3,6 +3,7 @@
 //! A prediction record keeps the input key and reads
 //! `{"event_id":..,<pass-through fields>,"prediction":..,"probabilities":{..},"model":..,
 //! "model_version":..,"model_format":..,"latency_us":..,"event_time":..,"processing_time":..}`.
+//! `latency_us` runs from the poll that returned the record to the model's output for its micro-batch.
 //! Label spellings and model identity are rendered once, not per record.
 //!
 //! A dead-letter record keeps the input key and value untouched and says why and where in headers:

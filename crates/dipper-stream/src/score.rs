@@ -249,6 +249,8 @@ impl Scorer {
         let mut dead_letters = Vec::new();
         let mut event_times = Vec::with_capacity(ok);
         let now_ms = now_millis();
+        // One clock reading per batch: its records were polled together and scored together.
+        let latency_us = batch.polled_at.elapsed().as_secs_f64() * 1e6;
         let next_offset = batch.records.last().map_or(0, |r| r.offset + 1);
         // Each input moves into its output (key, and value for dead letters): nothing is copied.
         for (i, rec) in batch.records.into_iter().enumerate() {
@@ -279,7 +281,6 @@ impl Scorer {
             };
             let meta = &self.metas[i];
             let event_time = meta.event_time.unwrap_or(rec.timestamp);
-            let latency_us = batch.polled_at.elapsed().as_secs_f64() * 1e6;
             event_times.push(event_time);
             outputs.push(self.plan.encoder.prediction(
                 rec,
