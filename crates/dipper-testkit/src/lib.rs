@@ -503,6 +503,26 @@ impl TestBroker {
         Ok(out)
     }
 
+    /// The first offset still stored in each partition of `topic` (its low watermark). Anything but 0 means
+    /// the broker deleted records, by retention or by a size limit such as librdkafka's mock cluster's: it
+    /// keeps 5 MiB per partition and silently drops the oldest record batches beyond that.
+    pub fn log_start_offsets(&self, topic: &str) -> Result<BTreeMap<u32, i64>, String> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", unique_topic("dipper-testkit-watermarks"))
+            .create()
+            .map_err(|e| format!("consumer: {e}"))?;
+        let partitions = self.partition_count(consumer.client(), topic)?;
+        let mut out = BTreeMap::new();
+        for p in 0..partitions {
+            let (low, _) = consumer
+                .fetch_watermarks(topic, p as i32, REQUEST_TIMEOUT)
+                .map_err(|e| self.with_log(format!("watermarks of {topic}/{p}: {e}")))?;
+            out.insert(p, low);
+        }
+        Ok(out)
+    }
+
     fn partition_count<C: ClientContext>(
         &self,
         client: &rdkafka::client::Client<C>,
@@ -614,7 +634,7 @@ fn find_tansu() -> Result<Option<PathBuf>, String> {
 
 fn start_tansu(bin: &Path) -> Result<TestBroker, String> {
     // The free port is found by binding and releasing it, so another process may take it before tansu does:
-    // then tansu exits at once and we try another port.
+    // then tansu cannot bind (it exits, or, with 0.6, only logs it) and we try another port.
     let mut last_error = String::new();
     for _attempt in 0..3 {
         let port = free_port()?;
@@ -661,6 +681,15 @@ fn start_tansu(bin: &Path) -> Result<TestBroker, String> {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut exited = || tansu.child.try_wait().ok().flatten();
         match wait_for_metadata(&bootstrap, deadline, &mut exited) {
+            // tansu 0.6 does not exit when its listener cannot bind (the panic is on a runtime worker), and
+            // what answered may be whoever took the port (e.g. a mock cluster in this test process).
+            Ok(()) if lost_the_port(tansu.log.path()) => {
+                last_error = format!(
+                    "{} could not bind {bootstrap}\n--- tail of tansu log ---\n{}",
+                    bin.display(),
+                    tail_of(tansu.log.path(), 30)
+                );
+            }
             Ok(()) => {
                 return Ok(TestBroker {
                     bootstrap,
@@ -681,6 +710,13 @@ fn start_tansu(bin: &Path) -> Result<TestBroker, String> {
         }
     }
     Err(last_error)
+}
+
+/// Whether tansu's log says its listener could not bind.
+fn lost_the_port(log: &Path) -> bool {
+    std::fs::read_to_string(log)
+        .map(|text| text.contains("AddrInUse") || text.contains("Address already in use"))
+        .unwrap_or(false)
 }
 
 fn free_port() -> Result<u16, String> {
