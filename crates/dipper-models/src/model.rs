@@ -49,6 +49,17 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format called `name` (as [`Format::name`] spells it).
+    pub fn parse(name: &str) -> Option<Format> {
+        Some(match name {
+            "lightgbm" => Format::Lightgbm,
+            "xgboost" => Format::Xgboost,
+            "onnx" => Format::Onnx,
+            "native" => Format::Native,
+            _ => return None,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Format::Lightgbm => "lightgbm",

@@ -5,6 +5,7 @@
 
 mod demo;
 mod logcmd;
+mod model;
 mod predict;
 mod run;
 mod train;
@@ -38,6 +39,8 @@ enum Command {
     Produce(logcmd::ProduceArgs),
     /// Print the records of a topic of the embedded log.
     Consume(logcmd::ConsumeArgs),
+    /// The model registry on the log: publish, list, show, promote, rollback, challenge, archive, delete.
+    Model(model::ModelArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Produce(args) => logcmd::produce(args),
         Command::Consume(args) => logcmd::consume(args),
+        Command::Model(args) => model::run(args),
     };
     match result {
         Ok(code) => code,

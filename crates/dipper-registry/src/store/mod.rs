@@ -31,3 +31,19 @@ pub trait Store: Send {
     /// writer came first. Returns the new end.
     fn append(&mut self, expected_end: u64, records: Vec<RawRecord>) -> Result<u64, RegistryError>;
 }
+
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn read(
+        &mut self,
+        from: u64,
+        until: Option<u64>,
+    ) -> Result<(Vec<RawRecord>, u64), RegistryError> {
+        (**self).read(from, until)
+    }
+    fn append(&mut self, expected_end: u64, records: Vec<RawRecord>) -> Result<u64, RegistryError> {
+        (**self).append(expected_end, records)
+    }
+}
