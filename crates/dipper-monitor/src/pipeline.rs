@@ -117,6 +117,10 @@ pub struct PipelineMetrics {
     pub commit_failures: Counter,
     /// Consumer-group rebalances seen.
     pub rebalances: Counter,
+    /// Live swaps to a new champion from the model registry.
+    pub model_swaps: Counter,
+    /// New champions that could not serve (fetch, load or schema failed); the old model kept serving.
+    pub model_swaps_rejected: Counter,
     /// Payload bytes consumed.
     pub bytes_in: Counter,
     /// Payload bytes produced.
@@ -157,6 +161,8 @@ impl PipelineMetrics {
             transactions_aborted: Counter::new(),
             commit_failures: Counter::new(),
             rebalances: Counter::new(),
+            model_swaps: Counter::new(),
+            model_swaps_rejected: Counter::new(),
             bytes_in: Counter::new(),
             bytes_out: Counter::new(),
             scoring_latency: Histogram::new(),
@@ -321,6 +327,16 @@ static FAMILIES: &[Family] = &[
         "dipper_rebalances_total",
         "Consumer-group rebalances.",
         rebalances
+    ),
+    counter_family!(
+        "dipper_model_swaps_total",
+        "Live swaps to a new champion from the model registry.",
+        model_swaps
+    ),
+    counter_family!(
+        "dipper_model_swaps_rejected_total",
+        "New champions that could not serve here; the previous model kept serving.",
+        model_swaps_rejected
     ),
     counter_family!("dipper_bytes_in_total", "Payload bytes consumed.", bytes_in),
     counter_family!(
