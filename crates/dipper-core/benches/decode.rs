@@ -1,11 +1,14 @@
 //! Guards the speed of `RowDecoder::decode_json`, which the stream runtime runs on every Kafka event before
 //! scoring. The engine target is 300k events/s/core for event -> 30 features -> 100-tree GBM (~1.2 µs) -> output,
-//! so decoding a typical event has to stay well under a microsecond. Two cases:
+//! so decoding a typical event has to stay well under a microsecond. Three cases:
 //! - `numeric_30`: the 1000 lines of `fixtures/bench/rows.jsonl` (keys `x0`..`x29`, long decimals), the same
 //!   events as `cargo bench -p dipper-models --bench predict` (json_decode_and_score_x1000);
 //! - `mixed`: 1000 generated events with categorical strings (known and unknown categories), booleans, nulls,
 //!   numbers as strings and integers, plus ignored fields: nested objects and arrays, strings with escapes and
-//!   escaped keys.
+//!   escaped keys;
+//! - `mixed_capturing_4`: the same events, also capturing four fields no feature reads
+//!   (`RowDecoder::with_captured_fields`, as the stream runtime does for the event id and pass-through fields):
+//!   the id first, a nested object, the string with escapes, and one the events lack.
 //!
 //! Run: `cargo bench -p dipper-core --bench decode`. Times are per 1000 events (criterion also prints events/s).
 
@@ -102,8 +105,14 @@ fn mixed_lines() -> Vec<String> {
         .collect()
 }
 
-fn bench_case(c: &mut Criterion, name: &str, schema: FeatureSchema, lines: &[String]) {
-    let mut dec = RowDecoder::new(schema, MissingPolicy::Allow);
+fn bench_case(
+    c: &mut Criterion,
+    name: &str,
+    schema: FeatureSchema,
+    captured: &[&str],
+    lines: &[String],
+) {
+    let mut dec = RowDecoder::new(schema, MissingPolicy::Allow).with_captured_fields(captured);
     let mut row = vec![0.0; dec.schema().len()];
     for line in lines {
         dec.decode_json(line.as_bytes(), &mut row)
@@ -126,8 +135,17 @@ fn bench_case(c: &mut Criterion, name: &str, schema: FeatureSchema, lines: &[Str
 fn bench(c: &mut Criterion) {
     let numeric =
         FeatureSchema::numeric(&(0..30).map(|i| format!("x{i}")).collect::<Vec<_>>()).unwrap();
-    bench_case(c, "numeric_30_x1000", numeric, &numeric_lines());
-    bench_case(c, "mixed_x1000", mixed_schema(), &mixed_lines());
+    bench_case(c, "numeric_30_x1000", numeric, &[], &numeric_lines());
+    let mixed = mixed_lines();
+    bench_case(c, "mixed_x1000", mixed_schema(), &[], &mixed);
+    let captured = ["event_id", "user", "note", "absent"];
+    bench_case(
+        c,
+        "mixed_capturing_4_x1000",
+        mixed_schema(),
+        &captured,
+        &mixed,
+    );
 }
 
 criterion_group!(benches, bench);

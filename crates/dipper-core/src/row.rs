@@ -12,7 +12,12 @@
 //! whenever the scanner meets anything it does not handle with certainty (any error, escapes it does not decode,
 //! numbers out of range, ...), so error messages come from one place. Property tests (`equivalence.rs`) check
 //! the two agree on random and corrupted events.
+//!
+//! A decoder can also note where in the event the values of a few other top-level fields are (an event id,
+//! fields to pass through to the output, ...: [`RowDecoder::with_captured_fields`]), in the same pass, so that
+//! the caller need not read the event again. Spans of events the serde path decoded come from `capture.rs`.
 
+mod capture;
 mod fast;
 mod names;
 mod number;
@@ -22,6 +27,7 @@ mod serde_path;
 mod equivalence;
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::schema::{FeatureKind, FeatureSchema};
 
@@ -64,6 +70,10 @@ pub struct RowDecoder {
     fast: fast::Tables,
     /// Unescaped keys and strings of the fast path.
     scratch: Vec<u8>,
+    /// Per captured name: the span of its value in the event last decoded.
+    captured: Vec<Option<Range<usize>>>,
+    /// `(i, j)`: captured name `i` repeats name `j`, its first occurrence; only `j` is looked for.
+    repeated: Vec<(usize, usize)>,
 }
 
 impl RowDecoder {
@@ -83,7 +93,7 @@ impl RowDecoder {
             })
             .collect();
         let seen = vec![false; schema.len()];
-        let fast = fast::Tables::new(&schema);
+        let fast = fast::Tables::new(&schema, &[]);
         RowDecoder {
             schema,
             missing,
@@ -91,7 +101,37 @@ impl RowDecoder {
             seen,
             fast,
             scratch: Vec::new(),
+            captured: Vec::new(),
+            repeated: Vec::new(),
         }
+    }
+
+    /// The same decoder, also capturing the top-level fields `names` (replacing any captured before): each
+    /// [`decode_json`](Self::decode_json) that succeeds notes where in the event the value of each is, for
+    /// [`captured`](Self::captured). A key matches a name as a feature's does, once unescaped; when a field
+    /// repeats in an event, its first occurrence is the one captured. A name may also be a feature's, or be
+    /// given twice. Capturing costs no second pass over the event and no allocation.
+    pub fn with_captured_fields<S: AsRef<str>>(mut self, names: &[S]) -> Self {
+        let mut distinct: Vec<(usize, &str)> = Vec::new();
+        self.repeated.clear();
+        for (i, name) in names.iter().enumerate() {
+            let name = name.as_ref();
+            match distinct.iter().find(|(_, n)| *n == name) {
+                Some(&(j, _)) => self.repeated.push((i, j)),
+                None => distinct.push((i, name)),
+            }
+        }
+        self.fast = fast::Tables::new(&self.schema, &distinct);
+        self.captured = vec![None; names.len()];
+        self
+    }
+
+    /// After a successful [`decode_json`](Self::decode_json), one entry per name given to
+    /// [`with_captured_fields`](Self::with_captured_fields), in that order: the byte range of the field's
+    /// value in the event (its JSON text exactly as written, without the whitespace around it; a string keeps
+    /// its quotes and escapes), or `None` when the event has no such field. All `None` after a failed decode.
+    pub fn captured(&self) -> &[Option<Range<usize>>] {
+        &self.captured
     }
 
     pub fn schema(&self) -> &FeatureSchema {
@@ -105,11 +145,23 @@ impl RowDecoder {
             self.schema.len(),
             "row buffer must have one slot per feature"
         );
-        if fast::decode(self, json, row) {
+        let result = if fast::decode(self, json, row) {
             self.check_missing(row)
         } else {
-            self.decode_json_serde(json, row)
+            let result = self.decode_json_serde(json, row);
+            if result.is_ok() && !self.captured.is_empty() {
+                capture::spans(&self.fast, json, &mut self.captured, &mut self.scratch);
+            }
+            result
+        };
+        if result.is_ok() {
+            for &(i, j) in &self.repeated {
+                self.captured[i] = self.captured[j].clone();
+            }
+        } else {
+            self.captured.fill(None);
         }
+        result
     }
 
     /// After a successful decode: with [`MissingPolicy::Reject`], the first missing or null feature is an error.
@@ -212,6 +264,25 @@ mod tests {
         assert_eq!(e.to_string(), "field 'a': expected a number, got an array");
         let e = d.decode_json(br#"{"a": "NaN"}"#, &mut row).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn captured_fields_are_spans_of_first_values() {
+        let mut d = decoder(MissingPolicy::Reject).with_captured_fields(&["id", "b", "x", "id"]);
+        let mut row = [0.0; 3];
+        let json = br#"{"a": 1, "\u0069d" : {"k": [1]} ,"b":2, "c": "x", "id": 3}"#;
+        d.decode_json(json, &mut row).unwrap();
+        let texts: Vec<Option<&[u8]>> = d
+            .captured()
+            .iter()
+            .map(|s| s.clone().map(|r| &json[r]))
+            .collect();
+        let id: &[u8] = br#"{"k": [1]}"#;
+        assert_eq!(texts, [Some(id), Some(&b"2"[..]), None, Some(id)]);
+        // Nothing is captured from an event that does not decode.
+        d.decode_json(br#"{"a": 1, "id": 2}"#, &mut row)
+            .unwrap_err();
+        assert_eq!(d.captured(), [None, None, None, None]);
     }
 
     #[test]

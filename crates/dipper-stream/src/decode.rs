@@ -2,13 +2,10 @@
 //! needs (event id, event time, pass-through fields). JSON today; Avro and Schema Registry plug in
 //! behind [`EventDecoder`] later.
 
-use std::borrow::Cow;
-use std::fmt;
+use std::ops::Range;
 
 use dipper_core::{FeatureSchema, MissingPolicy, RowDecoder};
 use dipper_monitor::DeadLetterReason;
-use serde::de::{Deserialize, Deserializer, Error, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
 
 use crate::error::RecordError;
 
@@ -42,40 +39,49 @@ pub struct MetaFields {
     pub pass_through: Vec<String>,
 }
 
-impl MetaFields {
-    fn is_empty(&self) -> bool {
-        self.event_id.is_none() && self.event_time.is_none() && self.pass_through.is_empty()
-    }
-}
-
 /// JSON objects, features matched by field name.
 ///
-/// The meta fields are read in a second pass that stops as soon as every one of them has been seen,
-/// so events that put their id and pass-through fields first pay little for them. A field repeated
-/// within one event counts once: its first occurrence wins.
+/// The meta fields are found in the same pass over the event as the features (the row decoder
+/// notes where their values are), wherever they are in the event. A field repeated within one
+/// event counts once: its first occurrence wins.
 pub struct JsonDecoder {
     rows: RowDecoder,
-    meta: MetaFields,
-    /// The distinct field names `meta` asks for.
-    wanted: Vec<String>,
-    /// Per wanted name: seen in the current event.
-    seen: Vec<bool>,
+    /// Per distinct field name `meta` asks for (the row decoder's captured fields): its roles.
+    roles: Vec<Roles>,
+    /// Scratch: `(start of the value in the event, name)` of the names present in the event.
+    found: Vec<(usize, usize)>,
+}
+
+/// What one meta field is for (one field may serve several roles).
+#[derive(Debug, Clone, Copy)]
+struct Roles {
+    event_id: bool,
+    event_time: bool,
+    /// Its index in [`MetaFields::pass_through`] (the first, if named twice).
+    pass_through: Option<usize>,
 }
 
 impl JsonDecoder {
     pub fn new(schema: FeatureSchema, missing: MissingPolicy, meta: MetaFields) -> Self {
-        let mut wanted: Vec<String> = Vec::new();
+        let mut wanted: Vec<&String> = Vec::new();
         let names = meta.event_id.iter().chain(&meta.event_time);
         for name in names.chain(&meta.pass_through) {
-            if !wanted.contains(name) {
-                wanted.push(name.clone());
+            if !wanted.contains(&name) {
+                wanted.push(name);
             }
         }
+        let roles = wanted
+            .iter()
+            .map(|&name| Roles {
+                event_id: meta.event_id.as_ref() == Some(name),
+                event_time: meta.event_time.as_ref() == Some(name),
+                pass_through: meta.pass_through.iter().position(|p| p == name),
+            })
+            .collect();
         JsonDecoder {
-            rows: RowDecoder::new(schema, missing),
-            seen: vec![false; wanted.len()],
-            wanted,
-            meta,
+            rows: RowDecoder::new(schema, missing).with_captured_fields(&wanted),
+            found: Vec::with_capacity(wanted.len()),
+            roles,
         }
     }
 }
@@ -100,113 +106,68 @@ impl EventDecoder for JsonDecoder {
         meta.event_id = None;
         meta.event_time = None;
         meta.pass_through.clear();
-        if !self.meta.is_empty() {
-            // The features decoded, so the value is a well-formed object: this cannot fail on syntax.
-            self.seen.fill(false);
-            let mut complete = false;
-            let mut de = serde_json::Deserializer::from_slice(value);
-            let scanned = de.deserialize_map(MetaVisitor {
-                fields: &self.meta,
-                wanted: &self.wanted,
-                seen: &mut self.seen,
-                complete: &mut complete,
-                meta,
-            });
-            match scanned {
-                Ok(()) => {}
-                // Stopped early on purpose, so serde_json finds the object unfinished.
-                Err(_) if complete => {}
-                Err(e) => {
-                    return Err(RecordError {
-                        reason: DeadLetterReason::Decode,
-                        field: None,
-                        message: format!("malformed JSON: {e}"),
-                    })
-                }
+        // The meta fields in the order they come in the event, as they are read.
+        self.found.clear();
+        let spans = self.rows.captured();
+        for (w, span) in spans.iter().enumerate() {
+            if let Some(span) = span {
+                self.found.push((span.start, w));
             }
         }
-        Ok(())
-    }
-}
-
-/// An object key, borrowed from the input unless it holds escapes. (`Cow<str>` would not do: serde
-/// deserialises it as an owned `String`, one allocation per key of every event.)
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        de.deserialize_str(KeyVisitor)
-    }
-}
-
-struct MetaVisitor<'a> {
-    fields: &'a MetaFields,
-    wanted: &'a [String],
-    seen: &'a mut [bool],
-    /// Set when the visitor returns before the end of the object because it has all it wants.
-    complete: &'a mut bool,
-    meta: &'a mut EventMeta,
-}
-
-impl<'de> Visitor<'de> for MetaVisitor<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut missing = self.wanted.len();
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let wanted = self.wanted.iter().position(|w| *w == *key);
-            let Some(w) = wanted.filter(|&w| !self.seen[w]) else {
-                map.next_value::<IgnoredAny>()?;
+        self.found.sort_unstable();
+        for &(_, w) in &self.found {
+            let (Some(span), Some(roles)) = (spans[w].clone(), self.roles.get(w)) else {
                 continue;
             };
-            self.seen[w] = true;
-            missing -= 1;
-            let is_id = self.fields.event_id.as_deref() == Some(&*key);
-            let is_time = self.fields.event_time.as_deref() == Some(&*key);
-            let pass = self.fields.pass_through.iter().position(|p| *p == *key);
-            let raw: &RawValue = map.next_value()?;
-            let text = raw.get();
-            if is_id && text != "null" {
-                self.meta.event_id = Some(text.to_string());
+            let text = raw_text(value, span)?;
+            if roles.event_id && text != "null" {
+                meta.event_id = Some(text.to_string());
             }
-            if is_time {
-                self.meta.event_time = text
+            if roles.event_time {
+                meta.event_time = text
                     .parse::<f64>()
                     .ok()
                     .filter(|v| v.is_finite())
                     .map(|v| v as i64);
             }
-            if let Some(i) = pass {
-                self.meta.pass_through.push((i, text.to_string()));
-            }
-            if missing == 0 {
-                *self.complete = true;
-                return Ok(());
+            if let Some(i) = roles.pass_through {
+                meta.pass_through.push((i, text.to_string()));
             }
         }
         Ok(())
     }
 }
 
+/// The JSON text of a meta field's value. An event that decoded is valid UTF-8 everywhere except,
+/// possibly, inside strings no feature reads; a meta field's value must be valid UTF-8 as a whole,
+/// or the event is malformed (as serde_json words it for a raw value, the position included).
+fn raw_text(value: &[u8], span: Range<usize>) -> Result<&str, RecordError> {
+    let start = span.start;
+    let bytes = value.get(span).unwrap_or_default();
+    std::str::from_utf8(bytes).map_err(|e| {
+        // The position of the first byte after the valid prefix, as serde_json gives it.
+        let at = (start + e.valid_up_to() + 1).min(value.len());
+        let before = &value[..at];
+        let line_start = before
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |i| i + 1);
+        let line = 1 + before[..line_start].iter().filter(|&&c| c == b'\n').count();
+        let column = at - line_start;
+        RecordError {
+            reason: DeadLetterReason::Decode,
+            field: None,
+            message: format!(
+                "malformed JSON: invalid unicode code point at line {line} column {column}"
+            ),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::value::RawValue;
+
     use super::*;
 
     fn decoder(meta: MetaFields) -> JsonDecoder {
@@ -282,6 +243,92 @@ mod tests {
         assert_eq!(meta.event_id, None);
         assert_eq!(meta.event_time, None);
         assert_eq!(meta.pass_through, vec![(1, "\"c3\"".to_string())]);
+    }
+
+    #[test]
+    fn meta_fields_last_or_in_any_order_are_found() {
+        let mut d = decoder(MetaFields {
+            event_id: Some("id".into()),
+            event_time: Some("ts".into()),
+            pass_through: vec!["ts".into(), "card".into(), "card".into(), "a".into()],
+        });
+        let mut row = [0.0; 2];
+        let mut meta = EventMeta::default();
+        // Pass-through fragments come in the order of the event; a feature may be passed through.
+        d.decode(
+            br#"{"a": 1 ,"b":2,"x":[{"id":0}],"card" : {"n": [1, "}"]} , "ts":1.7e3,"id":null}"#,
+            &mut row,
+            &mut meta,
+        )
+        .unwrap();
+        assert_eq!(row, [1.0, 2.0]);
+        assert_eq!(meta.event_id, None);
+        assert_eq!(meta.event_time, Some(1700));
+        assert_eq!(
+            meta.pass_through,
+            vec![
+                (3, "1".to_string()),
+                (1, r#"{"n": [1, "}"]}"#.to_string()),
+                (0, "1.7e3".to_string())
+            ]
+        );
+        // A time that is not a number is no time; an id keeps its JSON text, escapes included.
+        d.decode(
+            br#"{"ts":"2024-05-01","id":"e\u00e9\"","a":1,"b":2}"#,
+            &mut row,
+            &mut meta,
+        )
+        .unwrap();
+        assert_eq!(meta.event_id.as_deref(), Some(r#""e\u00e9\"""#));
+        assert_eq!(meta.event_time, None);
+        assert_eq!(
+            meta.pass_through,
+            vec![(0, r#""2024-05-01""#.to_string()), (3, "1".to_string())]
+        );
+    }
+
+    #[test]
+    fn meta_fields_of_events_only_serde_decodes() {
+        let mut d = decoder(MetaFields {
+            event_id: Some("id".into()),
+            event_time: None,
+            pass_through: vec!["deep".into()],
+        });
+        let mut row = [0.0; 2];
+        let mut meta = EventMeta::default();
+        let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let event = format!(r#"{{"a":1,"deep":{deep},"b":2,"id":"\ud800","id":2}}"#);
+        d.decode(event.as_bytes(), &mut row, &mut meta).unwrap();
+        assert_eq!(row, [1.0, 2.0]);
+        assert_eq!(meta.event_id.as_deref(), Some(r#""\ud800""#));
+        assert_eq!(meta.pass_through, vec![(0, deep)]);
+        // Invalid UTF-8 in a string no feature reads passes the serde path, but not as a meta
+        // field: the error is serde_json's for a raw value.
+        for event in [
+            &b"{\"a\":1,\n\"b\":2,\n \"id\": [\"x\xff\"], \"z\": \"\xff\"}"[..],
+            b"{\"a\":1,\"b\":2,\"deep\":\"\xc3\",\"id\":\"\xff\"}",
+        ] {
+            let e = d.decode(event, &mut row, &mut meta).unwrap_err();
+            let want = raw_values_error(event);
+            assert_eq!(e.reason, DeadLetterReason::Decode);
+            assert_eq!(e.field, None);
+            assert_eq!(e.message, format!("malformed JSON: {want}"));
+        }
+        // An invalid string the meta fields do not include is no error.
+        d.decode(
+            b"{\"a\":1,\"b\":2,\"z\":\"\xff\",\"id\":3}",
+            &mut row,
+            &mut meta,
+        )
+        .unwrap();
+        assert_eq!(meta.event_id.as_deref(), Some("3"));
+    }
+
+    /// serde_json's error reading every field of an object as a raw value, as meta fields were
+    /// once read.
+    fn raw_values_error(event: &[u8]) -> serde_json::Error {
+        serde_json::from_slice::<std::collections::BTreeMap<String, &RawValue>>(event)
+            .expect_err("a raw value is not UTF-8")
     }
 
     #[test]

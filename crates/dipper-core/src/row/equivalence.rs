@@ -4,9 +4,18 @@
 //! nested junk, whitespace variants, numbers in every JSON form, strings with every kind of escape, categorical
 //! labels, escaped feature names), and random byte-level corruptions of valid events. Also checks that numbers
 //! are read correctly rounded (as `str::parse::<f64>` reads them), which rests on serde_json's `float_roundtrip`.
+//!
+//! The decoders capture fields too ([`CAPTURED`]: features or not, one named twice), which events hold any
+//! number of times, with any value: on every event that decodes, each captured span must be the exact text of
+//! the value of the first top-level occurrence of its key as serde_json reads the keys ([`spans_agree`]), and
+//! the fast path's spans must be those `capture.rs` finds.
+
+use std::fmt;
+use std::ops::Range;
 
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::*;
 use crate::schema::FeatureSpec;
@@ -34,6 +43,19 @@ const NAMES: [&str; 9] = [
     "tab\tname",
 ];
 
+/// Fields the decoders capture: features, other fields, an escaped name, a repeated one, the empty name.
+const CAPTURED: [&str; 9] = [
+    "id",
+    "ts",
+    "a",
+    "naïve",
+    "k",
+    "pass\\through",
+    "id",
+    "é😀",
+    "",
+];
+
 fn decoder(reject: bool) -> RowDecoder {
     let mut specs: Vec<FeatureSpec> = NAMES.iter().map(|n| FeatureSpec::numeric(*n)).collect();
     specs[4] = categorical("c", &["x", "y", "é", "x", " 7 ", "1e3", ""]);
@@ -43,7 +65,7 @@ fn decoder(reject: bool) -> RowDecoder {
     } else {
         MissingPolicy::Allow
     };
-    RowDecoder::new(FeatureSchema::new(specs).unwrap(), policy)
+    RowDecoder::new(FeatureSchema::new(specs).unwrap(), policy).with_captured_fields(&CAPTURED)
 }
 
 /// A JSON value; strings and keys are kept as the text between their quotes.
@@ -277,7 +299,14 @@ fn event() -> impl Strategy<Value = J> {
         .prop_map(|(n, m, v)| (encode(n, &m), v));
     let extra_key = prop_oneof![1 => key(), 8 => string_body()];
     let extra = (extra_key, value());
-    prop::collection::vec(prop_oneof![3 => feature, 1 => extra], 0..14).prop_map(J::Obj)
+    let captured = (
+        select(&CAPTURED[..]),
+        prop::collection::vec(any::<u8>(), 0..4),
+        value(),
+    )
+        .prop_map(|(n, m, v)| (encode(n, &m), v));
+    prop::collection::vec(prop_oneof![6 => feature, 2 => extra, 1 => captured], 0..14)
+        .prop_map(J::Obj)
 }
 
 const WS: [&str; 8] = ["", "", "", " ", "  ", "\n", "\t", "\r\n "];
@@ -430,15 +459,128 @@ fn bits(row: &[f64]) -> Vec<u64> {
     row.iter().map(|v| v.to_bits()).collect()
 }
 
-/// Both paths on one event: the same result and the same row bits.
+/// Both paths on one event: the same result and the same row bits; then the spans of [`CAPTURED`], checked.
 fn agree(dec: &mut RowDecoder, json: &[u8]) -> Result<(), TestCaseError> {
+    agree_capturing(dec, &CAPTURED, json)
+}
+
+/// [`agree`] for a decoder that captures `names`.
+fn agree_capturing(dec: &mut RowDecoder, names: &[&str], json: &[u8]) -> Result<(), TestCaseError> {
     let n = dec.schema().len();
     let (mut fast, mut reference) = (vec![0.0; n], vec![1.0; n]);
     let got = dec.decode_json(json, &mut fast);
+    let captured = dec.captured().to_vec();
     let want = dec.decode_json_serde(json, &mut reference);
     let shown = String::from_utf8_lossy(json);
     prop_assert_eq!(&got, &want, "event: {}", shown);
     prop_assert_eq!(bits(&fast), bits(&reference), "event: {}", shown);
+    if got.is_err() {
+        prop_assert!(captured.iter().all(Option::is_none), "event: {}", shown);
+        return Ok(());
+    }
+    spans_agree(json, names, &captured)?;
+    // `capture.rs` (the spans of events the serde path decodes) finds the same spans on every event that
+    // decodes, not only on those the fast path hands over.
+    let mut walked = vec![None; captured.len()];
+    capture::spans(&dec.fast, json, &mut walked, &mut Vec::new());
+    for &(i, j) in &dec.repeated {
+        walked[i] = walked[j].clone();
+    }
+    prop_assert_eq!(&walked, &captured, "event: {}", shown);
+    Ok(())
+}
+
+/// The top-level keys of a JSON object, in order, repeats included, unescaped by serde_json, which skips the
+/// values as the serde path skips unknown fields; `None` if serde_json does not take it.
+fn serde_keys(json: &[u8]) -> Option<Vec<String>> {
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let keys = de.deserialize_map(Keys).ok()?;
+    de.end().ok()?;
+    Some(keys)
+}
+
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\t' | b'\r')
+}
+
+/// Checks the spans captured from an event that decoded against serde_json: for each name, `None` when no
+/// top-level key is the name, else exactly the text of the value of the key's first occurrence.
+fn spans_agree(
+    json: &[u8],
+    names: &[&str],
+    captured: &[Option<Range<usize>>],
+) -> Result<(), TestCaseError> {
+    let shown = String::from_utf8_lossy(json);
+    let keys = serde_keys(json);
+    prop_assert!(
+        keys.is_some(),
+        "serde_json refuses a decoded event: {}",
+        shown
+    );
+    let keys = keys.unwrap_or_default();
+    prop_assert_eq!(captured.len(), names.len());
+    for (name, span) in names.iter().zip(captured) {
+        let first = keys.iter().position(|k| k == name);
+        let (first, span) = match (first, span) {
+            (None, None) => continue,
+            (Some(first), Some(span)) => (first, span.clone()),
+            _ => {
+                return Err(TestCaseError::fail(format!(
+                    "{name:?}: first occurrence {first:?}, captured {span:?}, event: {shown}"
+                )))
+            }
+        };
+        prop_assert!(
+            span.start < span.end && span.end <= json.len(),
+            "{:?}",
+            span
+        );
+        let text = &json[span.clone()];
+        let last = text.len() - 1;
+        // One whole JSON value with no whitespace around it ...
+        prop_assert!(
+            !is_ws(text[0]) && !is_ws(text[last]),
+            "{:?}: {}",
+            name,
+            shown
+        );
+        prop_assert!(
+            serde_json::from_slice::<IgnoredAny>(text).is_ok(),
+            "{:?}: {}",
+            name,
+            shown
+        );
+        // ... and not the start of a longer number: the field ends there ...
+        let after = json[span.end..].iter().copied().find(|&c| !is_ws(c));
+        prop_assert!(matches!(after, Some(b',' | b'}')), "{:?}: {}", name, shown);
+        // ... and begins where the value of the key's first occurrence at the top level does: cut there and
+        // closed with `null}`, the event has exactly the keys up to that one.
+        let mut cut = json[..span.start].to_vec();
+        cut.extend_from_slice(b"null}");
+        let cut_keys = serde_keys(&cut);
+        prop_assert_eq!(
+            cut_keys.as_deref(),
+            Some(&keys[..=first]),
+            "{:?}: {}",
+            name,
+            shown
+        );
+    }
     Ok(())
 }
 
@@ -488,13 +630,15 @@ fn bench_fixture_agrees_and_is_correctly_rounded() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bench/rows.jsonl");
     let lines = std::fs::read_to_string(path).unwrap();
     let names: Vec<String> = (0..30).map(|i| format!("x{i}")).collect();
+    let captured = ["x29", "x0", "id", "x0"];
     let mut dec = RowDecoder::new(
         FeatureSchema::numeric(&names).unwrap(),
         MissingPolicy::Reject,
-    );
+    )
+    .with_captured_fields(&captured);
     let mut row = vec![0.0; 30];
     for line in lines.lines() {
-        agree(&mut dec, line.as_bytes()).unwrap();
+        agree_capturing(&mut dec, &captured, line.as_bytes()).unwrap();
         dec.decode_json(line.as_bytes(), &mut row).unwrap();
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
         for (i, name) in names.iter().enumerate() {
@@ -574,5 +718,58 @@ fn hand_picked_events_agree() {
         agree(&mut dec, deep.as_bytes()).unwrap();
         let deep_bad = format!("{{\"zz\": {}1{}}}", "[".repeat(200), "]".repeat(199));
         agree(&mut dec, deep_bad.as_bytes()).unwrap();
+    }
+}
+
+/// An event, whether the fast path takes it, and the text captured for each of [`CAPTURED`].
+type Case<'a> = (&'a [u8], bool, [Option<&'a str>; 9]);
+
+/// Captured fields on hand-picked events, some of which only the serde path decodes (nesting deeper than the
+/// fast path follows, a lone surrogate or invalid UTF-8 in a string no feature reads).
+#[test]
+fn hand_picked_captures() {
+    let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let deep_event = format!(r#"{{"ts": {deep}, "a": 1}}"#);
+    #[rustfmt::skip]
+    let cases: &[Case] = &[
+        // event, taken by the fast path, then the text captured for each of `CAPTURED`
+        (br#"{"id": "e1", "a": 1, "id": "e2", "ts": 5}"#, true,
+            [Some(r#""e1""#), Some("5"), Some("1"), None, None, None, Some(r#""e1""#), None, None]),
+        (br#" { "\u0069d" : {"x": [1, "]}\""]} ,"a":-0.5e1 , "ts":null}"#, true,
+            [Some(r#"{"x": [1, "]}\""]}"#), Some("null"), Some("-0.5e1"), None, None, None,
+             Some(r#"{"x": [1, "]}\""]}"#), None, None]),
+        (br#"{"k": "3", "na\u00efve": " 7 ", "pass\\through": [], "\u00e9\ud83d\ude00": "\ud83d\ude00", "": {}}"#, true,
+            [None, None, None, Some(r#"" 7 ""#), Some(r#""3""#), Some("[]"), None,
+             Some(r#""\ud83d\ude00""#), Some("{}")]),
+        (deep_event.as_bytes(), false,
+            [None, Some(deep.as_str()), Some("1"), None, None, None, None, None, None]),
+        (br#"{"id": "\ud800", "ts": 7, "a": 1}"#, false,
+            [Some(r#""\ud800""#), Some("7"), Some("1"), None, None, None, Some(r#""\ud800""#), None, None]),
+        (b"{\"id\": {\"\xff\": 2}, \"a\": 1, \"id\": 3}", false,
+            [Some("{\"\u{fffd}\": 2}"), None, Some("1"), None, None, None, Some("{\"\u{fffd}\": 2}"), None, None]),
+        (br#"{"id": 1, "a": [1]}"#, false, [None; 9]),
+        (br#"{"id": 1, "a": 1, }"#, false, [None; 9]),
+    ];
+    for (json, fast_path, expected) in cases {
+        let shown = String::from_utf8_lossy(json);
+        let mut dec = decoder(false);
+        let mut row = vec![0.0; NAMES.len()];
+        assert_eq!(
+            fast::decode(&mut dec, json, &mut row),
+            *fast_path,
+            "{shown}"
+        );
+        agree(&mut dec, json).unwrap();
+        let _ = dec.decode_json(json, &mut row);
+        let got: Vec<Option<String>> = dec
+            .captured()
+            .iter()
+            .map(|s| {
+                s.clone()
+                    .map(|r| String::from_utf8_lossy(&json[r]).into_owned())
+            })
+            .collect();
+        let expected: Vec<Option<String>> = expected.iter().map(|e| e.map(String::from)).collect();
+        assert_eq!(got, expected, "{shown}");
     }
 }

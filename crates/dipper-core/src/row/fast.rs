@@ -3,23 +3,56 @@
 //! Keys are looked up in a byte-string table straight from the input (first against the name of the column after
 //! the last one found, since producers usually write fields in a fixed order); keys and strings with escapes are
 //! unescaped into the decoder's scratch buffer. Numbers are converted to the nearest f64 exactly (`number.rs`).
-//! Ignored values are checked as strictly as serde_json checks them, or more.
+//! Ignored values are checked as strictly as serde_json checks them, or more. The same table names the captured
+//! fields (see [`RowDecoder::with_captured_fields`]): the span of the first value of each is recorded on the way.
 //!
 //! The scanner gives up (returns `None`) on anything it does not handle with certainty: any syntax error,
 //! control characters, invalid UTF-8, lone surrogates in `\u` escapes, numbers out of range, nesting deeper than
 //! [`MAX_DEPTH`], values that are errors for the feature (arrays, objects, non-numeric strings). The caller then
 //! decodes the event again from the start with the serde path, which decides and words the error.
 
+use std::ops::Range;
+
 use super::names::{same, NameTable};
 use super::number;
 use super::RowDecoder;
 use crate::schema::{FeatureKind, FeatureSchema};
 
+/// What a top-level key is to the decoder: the column it fills and the captured field it is, each when it is one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Field {
+    column: u32,
+    capture: u32,
+}
+
+impl Field {
+    /// Marks the absence of a column or a capture.
+    const NONE: u32 = u32::MAX;
+
+    #[inline]
+    fn column(self) -> Option<usize> {
+        (self.column != Self::NONE).then_some(self.column as usize)
+    }
+
+    #[inline]
+    pub(super) fn capture(self) -> Option<usize> {
+        (self.capture != Self::NONE).then_some(self.capture as usize)
+    }
+}
+
+fn index(i: usize) -> u32 {
+    u32::try_from(i)
+        .ok()
+        .filter(|&i| i != Field::NONE)
+        .expect("fewer than 2^32 - 1 names")
+}
+
 /// Lookup tables of the fast path, built once per decoder.
 #[derive(Debug, Clone)]
 pub(super) struct Tables {
-    /// Column by feature name; entry `i` is column `i` (schema names are unique).
-    names: NameTable<usize>,
+    /// Column and capture by field name. Entry `i` is column `i` (schema names are unique); the captured fields
+    /// that are not features follow.
+    names: NameTable<Field>,
     /// Category codes by label, for categorical features with known categories.
     categories: Vec<Option<NameTable<f64>>>,
     /// Whether each name is written as it is in JSON (no quote, backslash or control character), so that its
@@ -28,8 +61,33 @@ pub(super) struct Tables {
 }
 
 impl Tables {
-    pub(super) fn new(schema: &FeatureSchema) -> Self {
-        let names = NameTable::new(schema.names().enumerate().map(|(i, n)| (n, i)));
+    /// The tables of `schema`'s features and of the fields `captures` names, each with its index there (the
+    /// names must be distinct).
+    pub(super) fn new(schema: &FeatureSchema, captures: &[(usize, &str)]) -> Self {
+        let mut entries: Vec<(&str, Field)> = schema
+            .names()
+            .enumerate()
+            .map(|(i, n)| {
+                let field = Field {
+                    column: index(i),
+                    capture: Field::NONE,
+                };
+                (n, field)
+            })
+            .collect();
+        for &(j, name) in captures {
+            match schema.index_of(name) {
+                Some(c) => entries[c].1.capture = index(j),
+                None => entries.push((
+                    name,
+                    Field {
+                        column: Field::NONE,
+                        capture: index(j),
+                    },
+                )),
+            }
+        }
+        let names = NameTable::new(entries);
         let categories = schema
             .features()
             .iter()
@@ -55,27 +113,47 @@ impl Tables {
             plain,
         }
     }
+
+    /// What the (unescaped) key `key` is to the decoder.
+    #[inline]
+    pub(super) fn field(&self, key: &[u8]) -> Option<Field> {
+        self.names.get(key)
+    }
 }
 
 /// Nesting of arrays and objects (the event's own object included) the scanner follows; deeper events go to the
 /// serde path.
 const MAX_DEPTH: u32 = 64;
 
-/// Decodes `json` into `row` and the decoder's `seen` flags when it can do so with certainty, and says whether
-/// it did. When it returns false, `row` and `seen` hold partial results and the event must be decoded again with
-/// the serde path.
+/// Decodes `json` into `row`, the decoder's `seen` flags and its captured spans when it can do so with
+/// certainty, and says whether it did. When it returns false, `row`, `seen` and the spans hold partial results
+/// and the event must be decoded again with the serde path.
 pub(super) fn decode(dec: &mut RowDecoder, json: &[u8], row: &mut [f64]) -> bool {
     row.fill(f64::NAN);
     dec.seen.fill(false);
+    dec.captured.fill(None);
     let RowDecoder {
         fast,
         seen,
+        captured,
         scratch,
         ..
     } = dec;
+    let mut out = Out {
+        row,
+        seen,
+        captured,
+    };
     Scanner { b: json, i: 0 }
-        .event(fast, row, seen, scratch)
+        .event(fast, &mut out, scratch)
         .is_some()
+}
+
+/// Where the scanner puts what it reads.
+struct Out<'a> {
+    row: &'a mut [f64],
+    seen: &'a mut [bool],
+    captured: &'a mut [Option<Range<usize>>],
 }
 
 /// Byte classes inside strings.
@@ -150,13 +228,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn event(
-        &mut self,
-        t: &Tables,
-        row: &mut [f64],
-        seen: &mut [bool],
-        scratch: &mut Vec<u8>,
-    ) -> Option<()> {
+    fn event(&mut self, t: &Tables, out: &mut Out, scratch: &mut Vec<u8>) -> Option<()> {
         self.ws();
         self.eat(b'{')?;
         self.ws();
@@ -167,18 +239,28 @@ impl<'a> Scanner<'a> {
             let mut expect = 0;
             loop {
                 self.eat(b'"')?;
-                let col = match self.expected_key(t, expect) {
-                    Some(c) => Some(c),
+                let field = match self.expected_key(t, expect) {
+                    Some(f) => Some(f),
                     None => self.key(t, scratch)?,
                 };
                 self.ws();
                 self.eat(b':')?;
                 self.ws();
-                match col {
-                    Some(c) => {
-                        row[c] = self.value(t.categories[c].as_ref(), scratch)?;
-                        seen[c] = true;
-                        expect = c + 1;
+                match field {
+                    Some(f) => {
+                        let start = self.i;
+                        match f.column() {
+                            Some(c) => {
+                                out.row[c] = self.value(t.categories[c].as_ref(), scratch)?;
+                                out.seen[c] = true;
+                                expect = c + 1;
+                            }
+                            None => self.skip_value(1)?,
+                        }
+                        if let Some(span) = f.capture().and_then(|j| out.captured.get_mut(j)) {
+                            // The first occurrence wins.
+                            span.get_or_insert(start..self.i);
+                        }
                     }
                     None => self.skip_value(1)?,
                 }
@@ -196,7 +278,7 @@ impl<'a> Scanner<'a> {
 
     /// Reads the key (after its opening quote) if it is the name of column `expect`, written as it is.
     #[inline]
-    fn expected_key(&mut self, t: &Tables, expect: usize) -> Option<usize> {
+    fn expected_key(&mut self, t: &Tables, expect: usize) -> Option<Field> {
         if !*t.plain.get(expect)? {
             return None;
         }
@@ -210,21 +292,21 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Reads a key (after its opening quote) and finds its column.
+    /// Reads a key (after its opening quote) and finds what it is.
     #[inline]
-    fn key(&mut self, t: &Tables, scratch: &mut Vec<u8>) -> Option<Option<usize>> {
+    fn key(&mut self, t: &Tables, scratch: &mut Vec<u8>) -> Option<Option<Field>> {
         let s = self.string()?;
         let raw = &self.b[s.start..s.end];
         if s.escaped {
             let key = unescape(raw, scratch)?;
-            return Some(t.names.get(key.as_bytes()));
+            return Some(t.field(key.as_bytes()));
         }
-        let col = t.names.get(raw);
-        // A key equal to a feature name is valid UTF-8; any other must be checked.
-        if col.is_none() && s.non_ascii {
+        let field = t.field(raw);
+        // A key equal to a feature or captured name is valid UTF-8; any other must be checked.
+        if field.is_none() && s.non_ascii {
             std::str::from_utf8(raw).ok()?;
         }
-        Some(col)
+        Some(field)
     }
 
     /// Reads the value of a feature's field.
@@ -408,7 +490,8 @@ fn escape_len(b: &[u8]) -> Option<usize> {
 }
 
 /// Unescapes a string body already checked by [`Scanner::string`] into `out`; `None` if it is not valid UTF-8.
-fn unescape<'s>(raw: &[u8], out: &'s mut Vec<u8>) -> Option<&'s str> {
+/// (On a body not checked, `None` also for invalid escapes and lone surrogates.)
+pub(super) fn unescape<'s>(raw: &[u8], out: &'s mut Vec<u8>) -> Option<&'s str> {
     out.clear();
     let mut i = 0;
     while let Some(&c) = raw.get(i) {
