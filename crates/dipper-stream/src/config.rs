@@ -54,6 +54,9 @@ pub struct PipelineConfig {
     pub processing: ProcessingConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Where operational alerts go; without it they are only logged and counted.
+    #[serde(default)]
+    pub alerts: Option<AlertsConfig>,
 }
 
 /// Which log the pipeline runs on: a `transport:` section with exactly one of `kafka:` or `embedded:`.
@@ -189,8 +192,26 @@ pub enum InputFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// A model file in any format dipper loads (LightGBM, XGBoost, ONNX, native).
-    pub path: PathBuf,
+    /// A model file in any format dipper loads (LightGBM, XGBoost, ONNX, native). Exactly one of `path`
+    /// and `registry`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Follow this model's champion in the model registry (`dipper model`), swapping live when a new
+    /// version is promoted. Outputs carry the registry version.
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// The registry topic (default `_dipper_models`).
+    #[serde(default)]
+    pub registry_topic: Option<String>,
+    /// The embedded registry's directory (default: `registry` inside the embedded log's directory).
+    #[serde(default)]
+    pub registry_dir: Option<PathBuf>,
+    /// How often to look for a new champion, in milliseconds.
+    #[serde(default = "default_registry_poll_ms")]
+    pub registry_poll_ms: u64,
+    /// Accept a new champion that reads fields the serving version does not (the events carry them).
+    #[serde(default)]
+    pub registry_allow_new_features: bool,
     /// Force a format instead of detecting it: lightgbm, xgboost, onnx, native.
     #[serde(default)]
     pub format: Option<String>,
@@ -203,6 +224,28 @@ pub struct ModelConfig {
     /// Feature names for formats that carry none (ONNX), in input order.
     #[serde(default)]
     pub features: Option<Vec<String>>,
+}
+
+fn default_registry_poll_ms() -> u64 {
+    1000
+}
+
+impl ModelConfig {
+    /// Names the model's source in messages: its file, or its registry name.
+    pub fn describe(&self) -> String {
+        match (&self.path, &self.registry) {
+            (Some(p), _) => p.display().to_string(),
+            (None, Some(name)) => format!("registry model {name}"),
+            (None, None) => "model".into(),
+        }
+    }
+}
+
+/// Operational alerts (e.g. a promoted model that cannot serve) as JSON records on a topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    pub topic: String,
 }
 
 /// Where predictions go and what they carry.
@@ -363,7 +406,12 @@ impl PipelineConfig {
                 *p = base.join(&*p);
             }
         };
-        fix(&mut self.model.path);
+        if let Some(p) = &mut self.model.path {
+            fix(p);
+        }
+        if let Some(p) = &mut self.model.registry_dir {
+            fix(p);
+        }
         if let TransportConfig::Embedded(e) = &mut self.transport {
             fix(&mut e.dir);
         }
@@ -386,9 +434,55 @@ impl PipelineConfig {
         if self.input.topics.is_empty() {
             return bad("input.topics", "name at least one topic".into());
         }
+        match (&self.model.path, &self.model.registry) {
+            (Some(_), Some(_)) => {
+                return bad(
+                    "model",
+                    "give either path (a model file) or registry (a model to follow), not both"
+                        .into(),
+                )
+            }
+            (None, None) => {
+                return bad(
+                    "model",
+                    "give path (a model file) or registry (a model name in the registry)".into(),
+                )
+            }
+            (None, Some(name)) => {
+                if let Err(e) = dipper_registry::wire::validate_name(name) {
+                    return bad("model.registry", e.to_string());
+                }
+                if self.model.version.is_some() {
+                    return bad(
+                        "model.version",
+                        "a registry model's version is the registry's; remove model.version".into(),
+                    );
+                }
+                if self.model.registry_poll_ms == 0 {
+                    return bad("model.registry_poll_ms", "must be positive".into());
+                }
+            }
+            (Some(_), None) => {
+                if self.model.registry_topic.is_some() || self.model.registry_dir.is_some() {
+                    return bad(
+                        "model",
+                        "registry_topic and registry_dir apply only with model.registry".into(),
+                    );
+                }
+            }
+        }
         let mut topics: Vec<&str> = self.input.topics.iter().map(String::as_str).collect();
         topics.push(&self.output.topic);
         topics.push(&self.dead_letter.topic);
+        if let Some(a) = &self.alerts {
+            topics.push(&a.topic);
+            if self.input.topics.contains(&a.topic) {
+                return bad(
+                    "alerts.topic",
+                    format!("topic '{}' is also an input", a.topic),
+                );
+            }
+        }
         for t in &topics {
             if let Err(e) = dipper_log::validate_topic_name(t) {
                 return bad("topic", e.to_string());

@@ -21,9 +21,13 @@ use dipper_monitor::PipelineMetrics;
 use tracing::{debug, info, warn};
 
 use crate::error::StreamError;
-use crate::score::{now_millis, Batch, Scored, Scorer, ScoringPlan};
-use crate::transport::{AssignmentEvent, Committed, InRecord, TopicPartition, Transport};
+use crate::score::{now_millis, Batch, Scored, Scorer};
+use crate::swap::{PlanCell, SwapEvent};
+use crate::transport::{
+    AssignmentEvent, Committed, InRecord, OutRecord, TopicPartition, Transport,
+};
 use crate::workers::WorkerPool;
+use crossbeam_channel::Receiver;
 
 /// Engine settings (from the pipeline's `delivery` and `processing` sections).
 #[derive(Debug, Clone)]
@@ -91,18 +95,27 @@ pub struct Engine {
     ledger: Option<File>,
     summary: RunSummary,
     stop: Arc<AtomicBool>,
+    swaps: Option<SwapReports>,
+}
+
+/// Where the engine reads the model follower's reports and writes them as alerts.
+pub struct SwapReports {
+    pub events: Receiver<SwapEvent>,
+    /// The alerts topic; `None`: reports are only logged (the follower does) and counted.
+    pub alerts_topic: Option<Arc<str>>,
+    pub pipeline: String,
 }
 
 impl Engine {
     pub fn new(
         transport: Box<dyn Transport>,
-        plan: Arc<ScoringPlan>,
+        plan: Arc<PlanCell>,
         opts: EngineOptions,
         metrics: Arc<PipelineMetrics>,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, StreamError> {
         let (pool, inline) = if opts.workers == 0 {
-            (None, Some(Scorer::new(plan)))
+            (None, Some(Scorer::following(plan)))
         } else {
             let pool =
                 WorkerPool::new(plan, opts.workers, "dipper").map_err(|e| StreamError::Io {
@@ -126,7 +139,64 @@ impl Engine {
             ledger: None,
             summary: RunSummary::default(),
             stop,
+            swaps: None,
         })
+    }
+
+    /// Writes the model follower's reports to the alerts topic, in the unit of work open when they
+    /// arrive (an aborted unit drops them; they are logged and counted in any case).
+    pub fn with_swap_reports(mut self, reports: SwapReports) -> Self {
+        self.swaps = Some(reports);
+        self
+    }
+
+    fn drain_swap_reports(&mut self) -> Result<(), StreamError> {
+        let Some(r) = &self.swaps else { return Ok(()) };
+        let mut out = Vec::new();
+        while let Ok(event) = r.events.try_recv() {
+            let Some(topic) = &r.alerts_topic else {
+                continue;
+            };
+            let (kind, model, value) = match &event {
+                SwapEvent::Swapped { model, from, to } => (
+                    "model_swapped",
+                    model,
+                    serde_json::json!({"from_version": from, "to_version": to}),
+                ),
+                SwapEvent::Rejected {
+                    model,
+                    version,
+                    serving,
+                    reason,
+                } => (
+                    "model_rejected",
+                    model,
+                    serde_json::json!({"version": version, "serving_version": serving, "reason": reason}),
+                ),
+            };
+            let mut alert = serde_json::json!({
+                "alert": kind,
+                "pipeline": r.pipeline,
+                "model": model,
+                "time": now_millis(),
+            });
+            if let (Some(a), Some(v)) = (alert.as_object_mut(), value.as_object()) {
+                a.extend(v.clone());
+            }
+            out.push(OutRecord {
+                topic: topic.clone(),
+                key: Some(model.as_bytes().to_vec()),
+                value: alert.to_string().into_bytes(),
+                headers: vec![("dipper.alert".into(), kind.as_bytes().to_vec())],
+                timestamp: now_millis(),
+                source_partition: 0,
+            });
+        }
+        for rec in out {
+            self.transport.send(rec)?;
+            self.uncommitted += 1;
+        }
+        Ok(())
     }
 
     /// Appends one JSON line per committed transaction to `file` (fsynced after each).
@@ -198,6 +268,13 @@ impl Engine {
                     return Err(e);
                 }
                 warn!(error = %e, "send failed; rewinding to the last commit");
+                self.abort()?;
+            }
+            if let Err(e) = self.drain_swap_reports() {
+                if !e.is_retriable() {
+                    return Err(e);
+                }
+                warn!(error = %e, "alert send failed; rewinding to the last commit");
                 self.abort()?;
             }
             self.maybe_commit(false)?;

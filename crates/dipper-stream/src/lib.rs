@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod pipeline;
 pub mod score;
+pub mod swap;
 pub mod transport;
 pub mod workers;
 

@@ -11,9 +11,10 @@ use dipper_monitor::PipelineMetrics;
 use tracing::info;
 
 use crate::config::{PipelineConfig, TransportConfig};
-use crate::engine::{Engine, EngineOptions, RunSummary};
+use crate::engine::{Engine, EngineOptions, RunSummary, SwapReports};
 use crate::error::StreamError;
 use crate::score::ScoringPlan;
+use crate::swap::{self, Follower, PlanCell, RegistryHandle};
 use crate::transport::embedded::EmbeddedTransport;
 use crate::transport::kafka::KafkaTransport;
 use crate::transport::Transport;
@@ -23,25 +24,43 @@ pub struct Pipeline {
     config: PipelineConfig,
     exit_when_idle: Option<Duration>,
     plan: Arc<ScoringPlan>,
+    cell: Arc<PlanCell>,
     metrics: Arc<PipelineMetrics>,
+    /// Set when the model comes from the registry: the registry and the version serving.
+    follow: Option<(RegistryHandle, String, u32)>,
 }
 
 impl Pipeline {
-    /// Loads the model and checks it against the config. Touches no log: this is `--check`.
+    /// Loads the model (from its file, or the registry's champion) and checks it against the config.
+    /// Touches no data log: this is `--check`.
     pub fn new(config: PipelineConfig) -> Result<Self, StreamError> {
-        let plan = ScoringPlan::from_config(&config)?;
-        Ok(Self::with_plan(config, plan))
+        match config.model.registry.clone() {
+            None => {
+                let plan = ScoringPlan::from_config(&config)?;
+                Ok(Self::with_plan(config, plan))
+            }
+            Some(name) => {
+                let mut registry = swap::open_registry(&config)?;
+                let (version, plan) = swap::initial_plan(&config, &mut registry, &name)?;
+                let mut p = Self::with_plan(config, plan);
+                p.follow = Some((registry, name, version));
+                Ok(p)
+            }
+        }
     }
 
     /// A pipeline around an already-built plan.
     pub fn with_plan(config: PipelineConfig, plan: ScoringPlan) -> Self {
         let metrics = Arc::new(PipelineMetrics::new(&config.name));
         metrics.model_info(&plan.label.name, &plan.label.version, &plan.label.format);
+        let plan = Arc::new(plan);
         Pipeline {
             config,
             exit_when_idle: None,
-            plan: Arc::new(plan),
+            cell: PlanCell::new(plan.clone()),
+            plan,
             metrics,
+            follow: None,
         }
     }
 
@@ -111,26 +130,26 @@ impl Pipeline {
             Ok(n) => n,
             Err(_) => create.unwrap_or(1),
         };
-        for t in [&cfg.output.topic, &cfg.dead_letter.topic] {
+        let mut outputs: Vec<&str> = vec![&cfg.output.topic, &cfg.dead_letter.topic];
+        if let Some(a) = &cfg.alerts {
+            outputs.push(&a.topic);
+        }
+        for t in &outputs {
             if log.partitions(t).is_err() {
                 log.create_topic(t, n).map_err(StreamError::embedded)?;
             }
         }
-        let transport = EmbeddedTransport::new(
-            log,
-            &cfg.group_id(),
-            &cfg.input.topics,
-            &[&cfg.output.topic, &cfg.dead_letter.topic],
-        )?;
+        let transport = EmbeddedTransport::new(log, &cfg.group_id(), &cfg.input.topics, &outputs)?;
         self.run_with(Box::new(transport), stop)
     }
 
     /// Runs over any transport.
     pub fn run_with(
-        self,
+        mut self,
         transport: Box<dyn Transport>,
         stop: Arc<AtomicBool>,
     ) -> Result<RunSummary, StreamError> {
+        let follow = self.follow.take();
         let cfg = &self.config;
         let opts = EngineOptions {
             batch_size: cfg.processing.batch_size,
@@ -143,11 +162,39 @@ impl Pipeline {
         };
         let mut engine = Engine::new(
             transport,
-            self.plan.clone(),
+            self.cell.clone(),
             opts,
             self.metrics.clone(),
-            stop,
+            stop.clone(),
         )?;
+        // The follower stops with the engine (its own flag: `stop` may never be set on a fatal error).
+        let follower_stop = Arc::new(AtomicBool::new(false));
+        let mut follower = None;
+        if let Some((registry, name, serving)) = follow {
+            let (tx, rx) = crossbeam_channel::bounded(64);
+            let f = Follower {
+                config: cfg.clone(),
+                registry,
+                name,
+                serving,
+                cell: self.cell.clone(),
+                metrics: self.metrics.clone(),
+                events: tx,
+                poll: Duration::from_millis(cfg.model.registry_poll_ms),
+            };
+            follower = Some(
+                f.spawn(follower_stop.clone())
+                    .map_err(|e| StreamError::Io {
+                        place: "model follower thread".into(),
+                        source: e,
+                    })?,
+            );
+            engine = engine.with_swap_reports(SwapReports {
+                events: rx,
+                alerts_topic: cfg.alerts.as_ref().map(|a| Arc::from(a.topic.as_str())),
+                pipeline: cfg.name.clone(),
+            });
+        }
         if let Some(path) = &cfg.delivery.commit_ledger {
             let file = OpenOptions::new()
                 .create(true)
@@ -166,6 +213,11 @@ impl Pipeline {
             guarantee = ?cfg.delivery.guarantee,
             "pipeline starting"
         );
-        engine.run()
+        let result = engine.run();
+        follower_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(f) = follower {
+            let _ = f.join();
+        }
+        result
     }
 }

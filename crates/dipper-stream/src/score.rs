@@ -18,6 +18,7 @@ use crate::config::PipelineConfig;
 use crate::decode::{EventDecoder, EventMeta, JsonDecoder, MetaFields};
 use crate::encode::{Encoder, ModelLabel, RESERVED_FIELDS};
 use crate::error::{RecordError, StreamError};
+use crate::swap::PlanCell;
 use crate::transport::{InRecord, OutRecord, TopicPartition};
 
 /// Everything needed to score, built once per pipeline and shared by all workers.
@@ -44,8 +45,15 @@ fn parse_format(s: &str) -> Option<Format> {
 impl ScoringPlan {
     /// Loads the model named by `config` and checks that the pipeline can feed it.
     pub fn from_config(config: &PipelineConfig) -> Result<Self, StreamError> {
-        let path = &config.model.path;
-        let shown = path.display().to_string();
+        let shown = config.model.describe();
+        let Some(path) = &config.model.path else {
+            return Err(StreamError::Model {
+                path: shown,
+                message:
+                    "a registry model is loaded from the registry (crate::swap), not from a file"
+                        .into(),
+            });
+        };
         let bad = |message: String| StreamError::Model {
             path: shown.clone(),
             message,
@@ -64,7 +72,16 @@ impl ScoringPlan {
 
     /// Builds the plan around an already loaded model.
     pub fn new(config: &PipelineConfig, model: Arc<dyn Model>) -> Result<Self, StreamError> {
-        let shown = config.model.path.display().to_string();
+        Self::with_source(config, model, &config.model.describe())
+    }
+
+    /// [`ScoringPlan::new`] for a model that came from `source` (named in errors).
+    pub fn with_source(
+        config: &PipelineConfig,
+        model: Arc<dyn Model>,
+        source: &str,
+    ) -> Result<Self, StreamError> {
+        let shown = source.to_string();
         let bad = |message: String| StreamError::Model {
             path: shown.clone(),
             message,
@@ -180,6 +197,8 @@ pub struct Scored {
 /// Per-worker scoring state.
 pub struct Scorer {
     plan: Arc<ScoringPlan>,
+    /// Where a new plan comes from in a pipeline that follows the registry, and the epoch last seen.
+    cell: Option<(Arc<PlanCell>, u64)>,
     decoder: Box<dyn EventDecoder>,
     rows: Vec<f64>,
     preds: Predictions,
@@ -192,14 +211,10 @@ pub struct Scorer {
 
 impl Scorer {
     pub fn new(plan: Arc<ScoringPlan>) -> Self {
-        let decoder = Box::new(JsonDecoder::new(
-            plan.schema.clone(),
-            plan.missing,
-            plan.meta.clone(),
-        ));
         Scorer {
+            decoder: Self::decoder(&plan),
             plan,
-            decoder,
+            cell: None,
             rows: Vec::new(),
             preds: Predictions::default(),
             one: Predictions::default(),
@@ -209,8 +224,42 @@ impl Scorer {
         }
     }
 
+    /// A scorer that switches to the cell's plan whenever it changes, between batches.
+    pub fn following(cell: Arc<PlanCell>) -> Self {
+        let epoch = cell.epoch();
+        let mut s = Scorer::new(cell.get());
+        s.cell = Some((cell, epoch));
+        s
+    }
+
+    fn decoder(plan: &ScoringPlan) -> Box<dyn EventDecoder> {
+        Box::new(JsonDecoder::new(
+            plan.schema.clone(),
+            plan.missing,
+            plan.meta.clone(),
+        ))
+    }
+
+    /// The plan the next batch is scored with.
+    pub fn plan(&self) -> &Arc<ScoringPlan> {
+        &self.plan
+    }
+
+    /// Takes a new plan from the cell, if there is one: a batch is always scored by one plan.
+    fn follow(&mut self) {
+        if let Some((cell, seen)) = &mut self.cell {
+            let epoch = cell.epoch();
+            if epoch != *seen {
+                *seen = epoch;
+                self.plan = cell.get();
+                self.decoder = Self::decoder(&self.plan);
+            }
+        }
+    }
+
     /// Scores a batch; never fails: every input yields one output.
     pub fn score(&mut self, batch: Batch) -> Scored {
+        self.follow();
         let started = Instant::now();
         let n_features = self.plan.schema.len();
         let n = batch.records.len();

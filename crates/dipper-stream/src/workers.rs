@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use crate::score::{Batch, Scored, Scorer, ScoringPlan};
+use crate::score::{Batch, Scored, Scorer};
+use crate::swap::PlanCell;
 use crate::transport::TopicPartition;
 
 /// Batches queued per worker before the engine holds further ones back.
@@ -24,7 +25,7 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    pub fn new(plan: Arc<ScoringPlan>, workers: usize, name: &str) -> std::io::Result<Self> {
+    pub fn new(plan: Arc<PlanCell>, workers: usize, name: &str) -> std::io::Result<Self> {
         let workers = workers.max(1);
         let (result_tx, results) = bounded(QUEUE_PER_WORKER * workers);
         let mut jobs = Vec::with_capacity(workers);
@@ -32,7 +33,7 @@ impl WorkerPool {
         for i in 0..workers {
             let (tx, rx) = bounded::<Batch>(QUEUE_PER_WORKER);
             let result_tx = result_tx.clone();
-            let mut scorer = Scorer::new(plan.clone());
+            let mut scorer = Scorer::following(plan.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("{name}-score-{i}"))
                 .spawn(move || {
