@@ -419,7 +419,7 @@ mod tests {
     #[test]
     fn time_text_is_utc() {
         assert_eq!(super::time_text(0), "1970-01-01 00:00:00");
-        assert_eq!(super::time_text(1_795_382_708_826), "2026-11-22 18:05:08");
+        assert_eq!(super::time_text(1_795_382_708_826), "2026-11-22 21:25:08");
         assert_eq!(super::time_text(951_782_400_000), "2000-02-29 00:00:00");
     }
 }
