@@ -85,6 +85,22 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also publish the model to the registry as the next version of this name, with its data source,
+    /// parameters and validation metrics as provenance.
+    #[arg(long, value_name = "NAME")]
+    publish: Option<String>,
+    /// With --publish: make the new version the champion.
+    #[arg(long, requires = "publish")]
+    promote: bool,
+    /// With --publish: the registry on Kafka (bootstrap servers); else the embedded registry (--registry-dir).
+    #[arg(long, requires = "publish")]
+    registry_brokers: Option<String>,
+    /// With --publish: the embedded registry's directory.
+    #[arg(long, default_value = "dipper-data/registry")]
+    registry_dir: PathBuf,
+    /// With --publish: the registry topic.
+    #[arg(long, default_value = dipper_registry::DEFAULT_TOPIC)]
+    registry_topic: String,
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
@@ -140,6 +156,14 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         args.algorithm
     );
     let bar = Bar::new(args.quiet);
+    let provenance = serde_json::json!({
+        "algorithm": args.algorithm,
+        "params": params,
+        "seed": args.seed,
+        "label": args.label,
+        "data": source.clone(),
+        "rows": data.n_rows(),
+    });
     let outcome = run::train(
         &data,
         algorithm.as_ref(),
@@ -167,7 +191,56 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         json.len(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(name) = &args.publish {
+        publish(&args, name, provenance, &outcome.metrics)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--publish`: the written model as the next version of `name`.
+fn publish(
+    args: &TrainArgs,
+    name: &str,
+    provenance: serde_json::Value,
+    metrics: &serde_json::Value,
+) -> Result<()> {
+    let registry = crate::model::RegistryArgs {
+        brokers: args.registry_brokers.clone(),
+        registry_dir: args.registry_dir.clone(),
+        registry_topic: args.registry_topic.clone(),
+        kafka_properties: Vec::new(),
+        replication_factor: None,
+    };
+    let mut reg = dipper_registry::Registry::open(crate::model::open_store(&registry)?)?;
+    let mut extra = match provenance {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    extra.insert("metrics".into(), metrics.clone());
+    let p = crate::model::PublishArgs {
+        name: name.to_string(),
+        file: args.output.clone(),
+        format: Some("native".into()),
+        features: Vec::new(),
+        meta: Vec::new(),
+        promote: args.promote,
+        unchecked: false,
+        chunk_bytes: dipper_registry::DEFAULT_CHUNK_BYTES,
+    };
+    let meta = crate::model::publish(&mut reg, &p, extra)?;
+    eprintln!(
+        "dipper train: published {name} version {} to {}",
+        meta.version,
+        reg.describe()
+    );
+    if args.promote {
+        reg.change(name, dipper_registry::StageChange::Promote(meta.version))?;
+        eprintln!(
+            "dipper train: {name} version {} is the champion",
+            meta.version
+        );
+    }
+    Ok(())
 }
 
 /// `--params-json` overlaid with `--param key=value` pairs.

@@ -131,3 +131,51 @@ fn model_commands_on_kafka() {
         ],
     });
 }
+
+/// `dipper train --publish NAME --promote` writes the model, publishes it with its provenance and makes it
+/// the champion.
+#[test]
+fn train_publishes_with_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dipper"))
+        .current_dir(dir.path())
+        .args(["train", "--input"])
+        .arg(fixture("train/binary_train.csv"))
+        .args([
+            "--label",
+            "y",
+            "--algorithm",
+            "glm",
+            "--cv",
+            "3",
+            "--output",
+            "glm.json",
+            "--quiet",
+            "--publish",
+            "churn",
+            "--promote",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("published churn version 1"), "{err}");
+    let cli = Cli {
+        cwd: dir.path().to_path_buf(),
+        registry: vec![],
+    };
+    let show: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["show", "churn", "--json"])).unwrap();
+    assert_eq!(show["stages"]["champion"], 1);
+    let v = &show["versions"][0];
+    assert_eq!(v["format"], "native");
+    assert_eq!(v["source"]["algorithm"], "glm");
+    assert_eq!(v["source"]["label"], "y");
+    assert!(v["source"]["rows"].as_u64().unwrap() > 0);
+    assert!(v["source"]["metrics"].is_object(), "{v}");
+    assert!(
+        v["source"]["data"].is_object() || v["source"]["data"].is_string(),
+        "{v}"
+    );
+    assert_eq!(v["features"].as_array().unwrap().len(), 20);
+}
