@@ -104,6 +104,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn string(&mut self) -> DecodeResult<String> {
         String::from_utf8(self.bytes()?.to_vec()).map_err(|_| "string is not UTF-8")
     }
+    /// Everything not read yet (without consuming it).
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
     pub(crate) fn finish(&self) -> DecodeResult<()> {
         if self.pos == self.buf.len() {
             Ok(())

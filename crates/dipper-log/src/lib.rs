@@ -13,6 +13,12 @@
 //! entries, or damage inside committed segment data, makes `open` fail with
 //! [`LogError::Corrupt`] naming the file and byte offset, never a panic.
 //!
+//! Records are encoded into their segment frames as they are appended to a
+//! [`Txn`] or a [`WriteBatch`] (the owned, reusable form, for callers that
+//! keep the log in an `Arc`), and written as they are at commit; readers get
+//! records borrowed from one buffer per read with [`Log::read_with`], or owned
+//! with [`Log::read`].
+//!
 //! Layout: `DIR/LOCK`, `DIR/commits.journal`,
 //! `DIR/topics/<topic>/<partition>/<base offset, 20 digits>.seg`.
 //!
@@ -32,6 +38,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod codec;
 mod error;
 mod journal;
@@ -39,7 +46,8 @@ mod log;
 mod partition;
 mod record;
 
+pub use batch::{Txn, WriteBatch};
 pub use error::LogError;
 pub use journal::JournalRecovery;
-pub use log::{validate_topic_name, Log, Options, Txn, MAX_RECORD_BYTES};
-pub use record::{Record, StoredRecord};
+pub use log::{validate_topic_name, Log, Options, MAX_RECORD_BYTES};
+pub use record::{Record, RecordRef, RecordView, StoredRecord};

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use crate::batch::{Txn, WriteBatch};
 use crate::error::{io_err, LogError};
-use crate::journal::{sync_dir, End, Entry, Journal, JournalRecovery, PartKey, PosKey, State};
+use crate::journal::{sync_dir, End, Entry, Journal, JournalRecovery, PartKey, State};
 use crate::partition::{Layout, Partition};
-use crate::record::{Record, StoredRecord};
+use crate::record::{Record, RecordView, StoredRecord};
 
 /// Largest record (key + value + headers) accepted; frames must stay well
 /// below the 4 GiB a u32 length can describe.
@@ -274,6 +275,11 @@ impl Log {
             })
     }
 
+    /// Fails unless the partition exists.
+    pub(crate) fn check_partition(&self, topic: &str, p: u32) -> Result<(), LogError> {
+        Self::check(&self.read_inner(), topic, p).map(|_| ())
+    }
+
     /// The committed end of a partition: the offset the next record gets;
     /// readers see offsets below it.
     pub fn high_watermark(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
@@ -288,8 +294,27 @@ impl Log {
         from_offset: u64,
         max_records: usize,
     ) -> Result<Vec<StoredRecord>, LogError> {
+        let mut out = Vec::new();
+        self.read_with(topic, partition, from_offset, max_records, |r| {
+            out.push(r.to_stored())
+        })?;
+        Ok(out)
+    }
+
+    /// Passes up to `max_records` committed records from `from_offset` on to
+    /// `f`, borrowed (nothing is allocated per record), in offset order, and
+    /// returns how many. `f` runs under the log's read lock, so commits wait
+    /// for it: keep it short. On an error, `f` may have seen some records.
+    pub fn read_with(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+        f: impl FnMut(RecordView<'_>),
+    ) -> Result<usize, LogError> {
         let inner = self.read_inner();
-        Self::check(&inner, topic, partition)?.read(from_offset, max_records)
+        Self::check(&inner, topic, partition)?.read_with(from_offset, max_records, f)
     }
 
     /// The committed position of `group` on a partition (the next offset it
@@ -308,11 +333,7 @@ impl Log {
 
     /// Starts a transaction.
     pub fn begin(&self) -> Txn<'_> {
-        Txn {
-            log: self,
-            appends: BTreeMap::new(),
-            positions: BTreeMap::new(),
-        }
+        Txn::new(self)
     }
 
     /// Appends `records` to one partition and commits at once. Returns the
@@ -328,10 +349,7 @@ impl Log {
         for r in records {
             txn.append(topic, partition, r)?;
         }
-        let base = txn
-            .appends
-            .get(&(topic.to_string(), partition))
-            .map(|a| a.0);
+        let base = txn.base(topic, partition);
         self.commit(txn)?;
         Ok(base.unwrap_or(first))
     }
@@ -343,32 +361,58 @@ impl Log {
     /// error the transaction may or may not have become durable (as with any
     /// store whose fsync fails); the handle then refuses writes with
     /// [`LogError::Poisoned`] and reopening the directory tells which.
-    pub fn commit(&self, txn: Txn<'_>) -> Result<(), LogError> {
+    pub fn commit(&self, mut txn: Txn<'_>) -> Result<(), LogError> {
         if !std::ptr::eq(txn.log, self) {
             return Err(LogError::InvalidArgument(
                 "transaction belongs to another Log".into(),
             ));
         }
-        if txn.appends.is_empty() && txn.positions.is_empty() {
+        self.commit_inner(&mut txn.batch)
+    }
+
+    /// Commits `batch` atomically, as [`Log::commit`] does a transaction: its
+    /// records go at the partitions' current ends. On success the batch is
+    /// emptied (keeping its buffers); on an error it is left as it was.
+    pub fn commit_batch(&self, batch: &mut WriteBatch) -> Result<(), LogError> {
+        self.commit_inner(batch)?;
+        batch.clear();
+        Ok(())
+    }
+
+    fn commit_inner(&self, batch: &mut WriteBatch) -> Result<(), LogError> {
+        if batch.is_empty() {
             return Ok(());
         }
         let mut writer = self.writer()?;
         let inner = self.read_inner();
-        for ((topic, p), (base, _)) in &txn.appends {
-            let actual = Self::check(&inner, topic, *p)?.next_offset();
-            if actual != *base {
+        // Partitions with records, in (topic, partition) order, and their bases.
+        let mut order: Vec<(usize, u64)> = Vec::with_capacity(batch.parts.len());
+        for (i, part) in batch.parts.iter().enumerate() {
+            if part.count == 0 {
+                continue;
+            }
+            let actual = Self::check(&inner, &part.topic, part.partition)?.next_offset();
+            if let Some(expected) = part.expected_base.filter(|&e| e != actual) {
                 return Err(LogError::Conflict {
-                    topic: topic.clone(),
-                    partition: *p,
-                    expected: *base,
+                    topic: part.topic.clone(),
+                    partition: part.partition,
+                    expected,
                     actual,
                 });
             }
+            order.push((i, actual));
         }
-        for ((_, topic, p), off) in &txn.positions {
-            let key = (topic.clone(), *p);
-            let end = match txn.appends.get(&key) {
-                Some((base, recs)) => base + recs.len() as u64,
+        order.sort_unstable_by(|a, b| {
+            let (pa, pb) = (&batch.parts[a.0], &batch.parts[b.0]);
+            (&pa.topic, pa.partition).cmp(&(&pb.topic, pb.partition))
+        });
+        for ((_, topic, p), off) in &batch.positions {
+            let appended = order.iter().find(|(i, _)| {
+                let part = &batch.parts[*i];
+                part.partition == *p && part.topic == *topic
+            });
+            let end = match appended {
+                Some(&(i, base)) => base + batch.parts[i].count,
                 None => Self::check(&inner, topic, *p)?.next_offset(),
             };
             if *off > end {
@@ -378,11 +422,13 @@ impl Log {
             }
         }
         // Phase 1: records past the committed ends, fsynced, still invisible.
-        let mut written = Vec::with_capacity(txn.appends.len());
-        for (key, (_, recs)) in &txn.appends {
-            let part = &inner.partitions[key];
-            match part.write(recs, self.layout) {
-                Ok(w) => written.push((key.clone(), w)),
+        let mut written = Vec::with_capacity(order.len());
+        for &(i, base) in &order {
+            let part = &mut batch.parts[i];
+            crate::record::seal(&mut part.frames, base);
+            let key = (part.topic.clone(), part.partition);
+            match inner.partitions[&key].write(&part.frames, self.layout) {
+                Ok(w) => written.push((key, w)),
                 Err(e) => {
                     writer.poisoned = true;
                     return Err(e);
@@ -397,7 +443,11 @@ impl Log {
                 .iter()
                 .map(|(k, (end, _))| (k.clone(), *end))
                 .collect(),
-            positions: txn.positions.into_iter().collect(),
+            positions: batch
+                .positions
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
         };
         if let Err(e) = writer.journal.append(&entry) {
             writer.poisoned = true;
@@ -429,65 +479,5 @@ impl Log {
             }
         }
         Ok(())
-    }
-}
-
-/// A set of appends and consumer-group positions committed together by
-/// [`Log::commit`]. Dropping it discards it.
-pub struct Txn<'a> {
-    log: &'a Log,
-    appends: BTreeMap<PartKey, (u64, Vec<Record>)>,
-    positions: BTreeMap<PosKey, u64>,
-}
-
-impl Txn<'_> {
-    /// Adds `record` to a partition; returns the offset it will have once
-    /// committed. The commit fails with [`LogError::Conflict`] if another
-    /// commit appends to the same partition first.
-    pub fn append(&mut self, topic: &str, partition: u32, record: Record) -> Result<u64, LogError> {
-        let size = record.key.as_ref().map_or(0, Vec::len)
-            + record.value.as_ref().map_or(0, Vec::len)
-            + record
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 8)
-                .sum::<usize>();
-        if size > MAX_RECORD_BYTES {
-            return Err(LogError::InvalidArgument(format!(
-                "record of {size} bytes exceeds the {MAX_RECORD_BYTES}-byte limit"
-            )));
-        }
-        let key = (topic.to_string(), partition);
-        if !self.appends.contains_key(&key) {
-            let hw = self.log.high_watermark(topic, partition)?;
-            self.appends.insert(key.clone(), (hw, Vec::new()));
-        }
-        let (base, recs) = self.appends.get_mut(&key).expect("inserted above");
-        recs.push(record);
-        Ok(*base + recs.len() as u64 - 1)
-    }
-
-    /// Sets `group`'s committed position (next offset to consume) on a partition.
-    pub fn set_position(
-        &mut self,
-        group: &str,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-    ) -> Result<(), LogError> {
-        Log::check(&self.log.read_inner(), topic, partition)?;
-        self.positions
-            .insert((group.to_string(), topic.to_string(), partition), offset);
-        Ok(())
-    }
-
-    /// Number of records queued.
-    pub fn len(&self) -> usize {
-        self.appends.values().map(|(_, r)| r.len()).sum()
-    }
-
-    /// True if nothing is queued (no records, no positions).
-    pub fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.positions.is_empty()
     }
 }

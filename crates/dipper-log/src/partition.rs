@@ -4,17 +4,22 @@
 //! reads by offset, and writes a transaction's batch past the committed end
 //! (invisible until the journal entry naming the new end is durable).
 
+use std::cell::Cell;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::codec::{get_frame, Frame, FRAME_HEADER};
 use crate::error::{corrupt, io_err, LogError};
 use crate::journal::{sync_dir, End};
-use crate::record::{self, Record, StoredRecord};
+use crate::record::{self, RecordView};
 
 /// Largest frame accepted when reading (guards allocations on corrupt lengths).
 const MAX_FRAME: u64 = 1 << 30;
+
+/// Bytes read per `pread` when scanning or reading.
+const CHUNK: u64 = 256 * 1024;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Segment {
@@ -30,6 +35,9 @@ pub(crate) struct Partition {
     dir: PathBuf,
     segments: Vec<Segment>,
     next_offset: u64,
+    /// The file last read from and its segment's base, kept open for the next read (a segment
+    /// file keeps its identity once committed: it is only ever appended to).
+    reader: Mutex<Option<(u64, Arc<File>)>>,
 }
 
 pub(crate) fn segment_name(base: u64) -> String {
@@ -43,30 +51,101 @@ pub(crate) struct Layout {
     pub index_interval: u64,
 }
 
-/// Reads the frame at `pos` (which must be below `limit`) from `r`.
-fn read_frame(
-    r: &mut impl Read,
-    path: &Path,
+thread_local! {
+    /// The read buffer of the last [`Frames`] on this thread, kept for the next one so reads
+    /// neither allocate nor zero a buffer each time.
+    static READ_BUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Reads the CRC-checked frames of a byte range of a segment in large
+/// positional reads into one reused buffer (no per-record read or copy).
+struct Frames<'a> {
+    file: &'a File,
+    path: &'a Path,
+    /// File position of `buf[start]`.
     pos: u64,
     limit: u64,
-    buf: &mut Vec<u8>,
-) -> Result<StoredRecord, LogError> {
-    if limit - pos < FRAME_HEADER as u64 {
-        return Err(corrupt(path, pos, "truncated record header"));
+    buf: Vec<u8>,
+    /// Bytes held at most (`buf` may be longer).
+    window: usize,
+    start: usize,
+    end: usize,
+}
+
+impl<'a> Frames<'a> {
+    /// Frames from byte `pos` up to `limit`; `hint` is how many bytes the
+    /// caller expects to need (the first read's size).
+    fn new(file: &'a File, path: &'a Path, pos: u64, limit: u64, hint: u64) -> Self {
+        let window = hint.clamp(FRAME_HEADER as u64, CHUNK) as usize;
+        Frames {
+            file,
+            path,
+            pos,
+            limit,
+            buf: READ_BUF.take(),
+            window,
+            start: 0,
+            end: 0,
+        }
     }
-    let mut head = [0u8; 4];
-    r.read_exact(&mut head).map_err(io_err(path))?;
-    let len = u32::from_le_bytes(head) as u64;
-    if len < 4 || len > limit - pos - 4 || len > MAX_FRAME {
-        return Err(corrupt(path, pos, format!("bad record length {len}")));
+
+    /// Makes at least `need` bytes from `pos` available in `buf[start..end]`.
+    fn fill(&mut self, need: usize) -> Result<(), LogError> {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        self.window = self.window.max(need);
+        if self.buf.len() < self.window {
+            self.buf.resize(self.window, 0);
+        }
+        let file_end = self.pos + self.end as u64;
+        let room = (self.window - self.end) as u64;
+        let n = room.min(self.limit - file_end) as usize;
+        let dst = &mut self.buf[self.end..self.end + n];
+        self.file
+            .read_exact_at(dst, file_end)
+            .map_err(io_err(self.path))?;
+        self.end += n;
+        Ok(())
     }
-    buf.clear();
-    buf.extend_from_slice(&head);
-    buf.resize(4 + len as usize, 0);
-    r.read_exact(&mut buf[4..]).map_err(io_err(path))?;
-    match get_frame(buf) {
-        Frame::Ok { body, .. } => record::decode(body).map_err(|e| corrupt(path, pos, e)),
-        Frame::Bad(e) => Err(corrupt(path, pos, e)),
+
+    /// The next frame's file position and body, or `None` at `limit`.
+    fn next(&mut self) -> Result<Option<(u64, &[u8])>, LogError> {
+        let pos = self.pos;
+        if pos >= self.limit {
+            return Ok(None);
+        }
+        if self.limit - pos < FRAME_HEADER as u64 {
+            return Err(corrupt(self.path, pos, "truncated record header"));
+        }
+        if self.end - self.start < FRAME_HEADER {
+            self.fill(FRAME_HEADER)?;
+        }
+        let head = &self.buf[self.start..self.start + 4];
+        let len = u32::from_le_bytes(head.try_into().unwrap()) as u64;
+        if len < 4 || len > self.limit - pos - 4 || len > MAX_FRAME {
+            return Err(corrupt(self.path, pos, format!("bad record length {len}")));
+        }
+        let size = 4 + len as usize;
+        if self.end - self.start < size {
+            self.fill(size)?;
+        }
+        let frame = &self.buf[self.start..self.start + size];
+        self.start += size;
+        self.pos += size as u64;
+        match get_frame(frame) {
+            Frame::Ok { body, .. } => Ok(Some((pos, body))),
+            Frame::Bad(e) => Err(corrupt(self.path, pos, e)),
+        }
+    }
+}
+
+impl Drop for Frames<'_> {
+    fn drop(&mut self) {
+        // One huge record does not pin its buffer to the thread.
+        if self.buf.len() <= CHUNK as usize {
+            READ_BUF.set(std::mem::take(&mut self.buf));
+        }
     }
 }
 
@@ -171,6 +250,7 @@ impl Partition {
             dir: dir.to_path_buf(),
             segments,
             next_offset: end.next_offset,
+            reader: Mutex::new(None),
         })
     }
 
@@ -178,43 +258,69 @@ impl Partition {
         self.next_offset
     }
 
-    /// Reads up to `max` committed records starting at offset `from`.
-    pub(crate) fn read(&self, from: u64, max: usize) -> Result<Vec<StoredRecord>, LogError> {
-        let mut out = Vec::new();
+    /// Passes up to `max` committed records from offset `from` on to `f`;
+    /// returns how many.
+    pub(crate) fn read_with(
+        &self,
+        from: u64,
+        max: usize,
+        mut f: impl FnMut(RecordView<'_>),
+    ) -> Result<usize, LogError> {
+        let mut n = 0;
         if from >= self.next_offset || max == 0 {
-            return Ok(out);
+            return Ok(n);
         }
         let first = self.segments.partition_point(|s| s.base <= from).max(1) - 1;
-        let mut buf = Vec::new();
         for seg in &self.segments[first..] {
             let i = seg.index.partition_point(|&(o, _)| o <= from).max(1) - 1;
-            let mut pos = seg.index.get(i).map_or(0, |&(_, p)| p);
-            let f = File::open(&seg.path).map_err(io_err(&seg.path))?;
-            let mut r = BufReader::with_capacity(64 * 1024, f);
-            r.seek(SeekFrom::Start(pos)).map_err(io_err(&seg.path))?;
-            while pos < seg.len {
-                let rec = read_frame(&mut r, &seg.path, pos, seg.len, &mut buf)?;
-                pos += buf.len() as u64;
-                if rec.offset >= self.next_offset {
-                    return Ok(out);
+            let pos = seg.index.get(i).map_or(0, |&(_, p)| p);
+            // The first index entry at or past the last offset wanted bounds the bytes needed.
+            let want = from.saturating_add((max - n) as u64);
+            let j = seg.index.partition_point(|&(o, _)| o < want);
+            let hint = seg
+                .index
+                .get(j)
+                .map_or(seg.len, |&(_, p)| p)
+                .saturating_sub(pos);
+            let file = self.reader(seg)?;
+            let mut frames = Frames::new(&file, &seg.path, pos, seg.len, hint);
+            while let Some((at, body)) = frames.next()? {
+                let offset = peek_offset(body).map_err(|e| corrupt(&seg.path, at, e))?;
+                if offset >= self.next_offset {
+                    return Ok(n);
                 }
-                if rec.offset >= from {
-                    out.push(rec);
-                    if out.len() >= max {
-                        return Ok(out);
+                if offset >= from {
+                    f(record::parse(body).map_err(|e| corrupt(&seg.path, at, e))?);
+                    n += 1;
+                    if n >= max {
+                        return Ok(n);
                     }
                 }
             }
         }
-        Ok(out)
+        Ok(n)
     }
 
-    /// Writes `records` (offsets `next_offset..`) after the committed end,
-    /// rolling segments as needed, and fsyncs. Returns the new committed end
-    /// and the segments to install once the journal entry is durable.
+    /// A read handle on `seg`: the cached one when the last read was of the same segment.
+    fn reader(&self, seg: &Segment) -> Result<Arc<File>, LogError> {
+        let mut cached = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((base, file)) = &*cached {
+            if *base == seg.base {
+                return Ok(file.clone());
+            }
+        }
+        let file = Arc::new(File::open(&seg.path).map_err(io_err(&seg.path))?);
+        *cached = Some((seg.base, file.clone()));
+        Ok(file)
+    }
+
+    /// Writes `frames` (sealed records with offsets `next_offset..`) after
+    /// the committed end, rolling segments as needed, and fsyncs. Returns the
+    /// new committed end and the segments to install once the journal entry
+    /// is durable.
     pub(crate) fn write(
         &self,
-        records: &[Record],
+        frames: &[u8],
         layout: Layout,
     ) -> Result<(End, Vec<Segment>), LogError> {
         let mut tail = vec![self
@@ -223,36 +329,21 @@ impl Partition {
             .expect("a partition has a segment")
             .clone()];
         let mut offset = self.next_offset;
-        let mut buf = Vec::new();
-        let mut scratch = Vec::new();
-        let mut created = false;
         let mut last_indexed = tail[0].index.last().map(|&(_, p)| p);
-        let flush = |seg: &Segment, buf: &mut Vec<u8>, truncate: bool| -> Result<(), LogError> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(truncate)
-                .open(&seg.path)
-                .map_err(io_err(&seg.path))?;
-            f.seek(SeekFrom::Start(seg.len - buf.len() as u64))
-                .map_err(io_err(&seg.path))?;
-            f.write_all(buf).map_err(io_err(&seg.path))?;
-            f.sync_data().map_err(io_err(&seg.path))?;
-            buf.clear();
-            Ok(())
-        };
-        for r in records {
-            let is_new = tail.len() > 1;
+        // Per segment of `tail`: where its part of `frames` starts and ends.
+        let mut ranges = vec![(0, 0)];
+        let mut pos = 0;
+        while pos < frames.len() {
+            let size = 4 + u32::from_le_bytes(frames[pos..pos + 4].try_into().unwrap()) as usize;
             let cur = tail.last_mut().unwrap();
             if cur.len >= layout.segment_bytes && cur.len > 0 {
-                flush(cur, &mut buf, is_new)?;
                 tail.push(Segment {
                     base: offset,
                     path: self.dir.join(segment_name(offset)),
                     len: 0,
                     index: Vec::new(),
                 });
-                created = true;
+                ranges.push((pos, pos));
                 last_indexed = None;
             }
             let cur = tail.last_mut().unwrap();
@@ -260,14 +351,28 @@ impl Partition {
                 cur.index.push((offset, cur.len));
                 last_indexed = Some(cur.len);
             }
-            let before = buf.len();
-            record::encode(&mut buf, &mut scratch, offset, r);
-            cur.len += (buf.len() - before) as u64;
+            cur.len += size as u64;
+            pos += size;
+            ranges.last_mut().unwrap().1 = pos;
             offset += 1;
         }
-        let is_new = tail.len() > 1;
-        flush(tail.last().unwrap(), &mut buf, is_new)?;
-        if created {
+        for (i, (seg, &(start, end))) in tail.iter().zip(&ranges).enumerate() {
+            let bytes = &frames[start..end];
+            if bytes.is_empty() && i == 0 {
+                continue;
+            }
+            // A new segment may exist from a commit that failed before its journal entry.
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(i > 0)
+                .open(&seg.path)
+                .map_err(io_err(&seg.path))?;
+            f.write_all_at(bytes, seg.len - bytes.len() as u64)
+                .map_err(io_err(&seg.path))?;
+            f.sync_data().map_err(io_err(&seg.path))?;
+        }
+        if tail.len() > 1 {
             sync_dir(&self.dir)?;
         }
         let last = tail.last().unwrap();
@@ -287,31 +392,39 @@ impl Partition {
     }
 }
 
+/// The offset a record frame body starts with.
+fn peek_offset(body: &[u8]) -> Result<u64, &'static str> {
+    match body.get(..8) {
+        Some(b) => Ok(u64::from_le_bytes(b.try_into().unwrap())),
+        None => Err("field extends past end of frame"),
+    }
+}
+
 /// Scans a segment up to its `len`, checking every frame, and fills its
 /// sparse index. Returns the offset after its last record.
 fn scan(seg: &mut Segment, layout: Layout) -> Result<u64, LogError> {
     let f = File::open(&seg.path).map_err(io_err(&seg.path))?;
-    let mut r = BufReader::with_capacity(256 * 1024, f);
-    let mut pos = 0u64;
+    let mut frames = Frames::new(&f, &seg.path, 0, seg.len, CHUNK);
     let mut expected = seg.base;
     let mut last_indexed: Option<u64> = None;
-    let mut buf = Vec::new();
-    seg.index.clear();
-    while pos < seg.len {
-        let rec = read_frame(&mut r, &seg.path, pos, seg.len, &mut buf)?;
-        if rec.offset != expected {
+    let mut index = Vec::new();
+    while let Some((pos, body)) = frames.next()? {
+        let offset = record::parse(body)
+            .map_err(|e| corrupt(&seg.path, pos, e))?
+            .offset;
+        if offset != expected {
             return Err(corrupt(
                 &seg.path,
                 pos,
-                format!("record offset {} where {expected} was expected", rec.offset),
+                format!("record offset {offset} where {expected} was expected"),
             ));
         }
         if last_indexed.is_none_or(|p| pos - p >= layout.index_interval) {
-            seg.index.push((rec.offset, pos));
+            index.push((offset, pos));
             last_indexed = Some(pos);
         }
-        pos += buf.len() as u64;
         expected += 1;
     }
+    seg.index = index;
     Ok(expected)
 }
