@@ -18,7 +18,10 @@ use dipper_models::{ClassLabel, ModelInfo, PredictionRef};
 
 use crate::decode::EventMeta;
 use crate::error::RecordError;
-use crate::transport::{InRecord, OutRecord};
+use crate::transport::{InRecord, OutRecord, TopicPartition};
+
+/// Room reserved for a prediction record: enough for the usual one without regrowing.
+const PREDICTION_BYTES: usize = 512;
 
 /// Output field names the pipeline writes itself; pass-through fields may not reuse them.
 pub const RESERVED_FIELDS: &[&str] = &[
@@ -105,8 +108,9 @@ impl Encoder {
         }
     }
 
-    /// The prediction record for `input`, which gives it its key. `buf` is scratch space reused
-    /// across calls.
+    /// The prediction record for `input`, which gives it its key, and its value's allocation for the
+    /// prediction JSON (the event is decoded by now): no allocation per record. `buf` is scratch
+    /// space reused across calls, used when the input has no value.
     #[allow(clippy::too_many_arguments)]
     pub fn prediction(
         &self,
@@ -118,17 +122,54 @@ impl Encoder {
         processing_time: i64,
         buf: &mut Vec<u8>,
     ) -> OutRecord {
+        let value = match input.value {
+            Some(mut value) => {
+                value.clear();
+                // One allocation at most, should the event be shorter than its prediction.
+                value.reserve(PREDICTION_BYTES);
+                let at = (input.offset, event_time, processing_time);
+                self.render(&mut value, &input.tp, at, meta, p, latency_us);
+                value
+            }
+            None => {
+                let at = (input.offset, event_time, processing_time);
+                self.render(buf, &input.tp, at, meta, p, latency_us);
+                buf.clone()
+            }
+        };
+        OutRecord {
+            topic: self.output_topic.clone(),
+            key: input.key,
+            value,
+            headers: Vec::new(),
+            timestamp: event_time,
+            source_partition: input.tp.partition,
+        }
+    }
+
+    /// Writes the prediction JSON into `buf` (cleared first). `at` is the input's offset, the event
+    /// time and the processing time.
+    fn render(
+        &self,
+        buf: &mut Vec<u8>,
+        tp: &TopicPartition,
+        at: (u64, i64, i64),
+        meta: &EventMeta,
+        p: PredictionRef<'_>,
+        latency_us: f64,
+    ) {
+        let (offset, event_time, processing_time) = at;
         buf.clear();
         buf.extend_from_slice(b"{\"event_id\":");
         match &meta.event_id {
             Some(id) => buf.extend_from_slice(id.as_bytes()),
             None => {
                 buf.push(b'"');
-                buf.extend_from_slice(escape_plain(&input.tp.topic).as_bytes());
+                buf.extend_from_slice(escape_plain(&tp.topic).as_bytes());
                 buf.push(b'/');
-                write_int(buf, input.tp.partition);
+                write_int(buf, tp.partition);
                 buf.push(b'/');
-                write_int(buf, input.offset);
+                write_int(buf, offset);
                 buf.push(b'"');
             }
         }
@@ -167,14 +208,6 @@ impl Encoder {
         buf.extend_from_slice(b",\"processing_time\":");
         write_int(buf, processing_time);
         buf.push(b'}');
-        OutRecord {
-            topic: self.output_topic.clone(),
-            key: input.key,
-            value: buf.clone(),
-            headers: Vec::new(),
-            timestamp: event_time,
-            source_partition: input.tp.partition,
-        }
     }
 
     /// The dead-letter record for `input`, which gives it its key and value.
@@ -261,7 +294,6 @@ pub(crate) fn write_f64(buf: &mut Vec<u8>, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::TopicPartition;
     use dipper_core::FeatureSchema;
     use dipper_models::{Format, ModelId, Task};
     use dipper_monitor::DeadLetterReason;
@@ -323,6 +355,34 @@ mod tests {
         assert_eq!(v["processing_time"], 9);
         assert_eq!(out.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(&*out.topic, "out");
+    }
+
+    #[test]
+    fn prediction_is_the_same_whatever_buffer_the_input_leaves() {
+        let label = ModelLabel {
+            name: "m".into(),
+            version: "1".into(),
+            format: "native".into(),
+        };
+        let enc = Encoder::new("p", "out", "dlq", &info(), &label, true, &[]);
+        let meta = EventMeta::default();
+        let probs = [0.5, 0.5];
+        let p = PredictionRef::Class {
+            index: 0,
+            probabilities: &probs,
+        };
+        let mut buf = Vec::new();
+        let mut outs = Vec::new();
+        // The input's value buffer is reused: longer, shorter than the output, or none at all.
+        for value in [Some(vec![b'x'; 2000]), Some(b"{}".to_vec()), None] {
+            let mut rec = input();
+            rec.value = value;
+            outs.push(enc.prediction(rec, &meta, p, 1.0, 5, 9, &mut buf).value);
+        }
+        assert_eq!(outs[0], outs[1]);
+        assert_eq!(outs[0], outs[2]);
+        let v: serde_json::Value = serde_json::from_slice(&outs[0]).unwrap();
+        assert_eq!(v["event_id"], "tx/2/17");
     }
 
     #[test]
