@@ -2,16 +2,17 @@
 //! [`dipper_log::Txn`], so both guarantees are exactly-once here (at-least-once is a subset).
 //!
 //! One process owns the log directory (its `LOCK`), so every partition of the input topics is
-//! assigned to this pipeline; there are no rebalances. Outputs of the open unit are buffered in
-//! memory (bounded by the commit cadence) and appended at commit time. Keyed outputs are partitioned
-//! by Kafka's default partitioner (murmur2 of the key), so a topic keeps the same key-to-partition
-//! mapping when it moves to Kafka; unkeyed outputs follow their input partition.
+//! assigned to this pipeline; there are no rebalances. Outputs of the open unit are encoded straight
+//! into a [`WriteBatch`] as they are sent (one copy, no allocation per record; memory bounded by the
+//! commit cadence) and written at commit time. Keyed outputs are partitioned by Kafka's default
+//! partitioner (murmur2 of the key), so a topic keeps the same key-to-partition mapping when it
+//! moves to Kafka; unkeyed outputs follow their input partition.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dipper_log::{Log, LogError, Record};
+use dipper_log::{Log, LogError, RecordRef, WriteBatch};
 
 use super::{AssignmentEvent, Committed, InRecord, OutRecord, Polled, TopicPartition, Transport};
 use crate::error::StreamError;
@@ -35,10 +36,68 @@ pub struct EmbeddedTransport {
     index: HashMap<TopicPartition, usize>,
     next_part: usize,
     announced: bool,
-    pending: Vec<(Arc<str>, u32, Record)>,
+    /// The open unit's outputs, encoded.
+    pending: WriteBatch,
+    /// `seq` in decimal: the `dipper.txn.seq` header of the open unit's outputs.
+    seq_text: String,
     positions: BTreeMap<TopicPartition, u64>,
     out_partitions: HashMap<Arc<str>, u32>,
+    /// The output topic last sent to and its partition count (outputs share their topic's `Arc`).
+    last_out: Option<(Arc<str>, u32)>,
+    pool: BufPool,
     seen_commits: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Key,
+    Value,
+}
+
+/// Key and value buffers of sent outputs, reused for the records read next. Outputs carry their
+/// input's buffers (predictions write their JSON into the input's value buffer), so in a steady
+/// state reading allocates nothing per record and sending frees nothing. Bounded in bytes.
+#[derive(Default)]
+struct BufPool {
+    keys: Vec<Vec<u8>>,
+    values: Vec<Vec<u8>>,
+    /// Capacity of all pooled buffers.
+    bytes: usize,
+}
+
+impl BufPool {
+    /// At most this many bytes of buffers are kept.
+    const MAX_BYTES: usize = 8 << 20;
+    /// Larger buffers are freed rather than kept.
+    const MAX_BUFFER: usize = 64 << 10;
+
+    fn list(&mut self, kind: Kind) -> &mut Vec<Vec<u8>> {
+        match kind {
+            Kind::Key => &mut self.keys,
+            Kind::Value => &mut self.values,
+        }
+    }
+
+    /// A buffer holding a copy of `bytes`.
+    fn take(&mut self, kind: Kind, bytes: &[u8]) -> Vec<u8> {
+        match self.list(kind).pop() {
+            Some(mut buf) => {
+                self.bytes -= buf.capacity();
+                buf.clear();
+                buf.extend_from_slice(bytes);
+                buf
+            }
+            None => bytes.to_vec(),
+        }
+    }
+
+    fn give(&mut self, kind: Kind, buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap > 0 && cap <= Self::MAX_BUFFER && self.bytes + cap <= Self::MAX_BYTES {
+            self.bytes += cap;
+            self.list(kind).push(buf);
+        }
+    }
 }
 
 impl EmbeddedTransport {
@@ -91,9 +150,12 @@ impl EmbeddedTransport {
             index,
             next_part: 0,
             announced: false,
-            pending: Vec::new(),
+            pending: WriteBatch::new(),
+            seq_text: "0".into(),
             positions: BTreeMap::new(),
             out_partitions,
+            last_out: None,
+            pool: BufPool::default(),
         })
     }
 
@@ -110,33 +172,50 @@ impl EmbeddedTransport {
             }
             // An even share per partition keeps one busy partition from starving the others.
             let share = (max / n).max(1).min(max - out.len());
-            let recs = self
-                .log
-                .read(&part.tp.topic, part.tp.partition, part.fetch, share)
+            let (tp, pool) = (&part.tp, &mut self.pool);
+            let mut next = None;
+            self.log
+                .read_with(&tp.topic, tp.partition, part.fetch, share, |r| {
+                    next = Some(r.offset + 1);
+                    out.push(InRecord {
+                        tp: tp.clone(),
+                        offset: r.offset,
+                        key: r.key.map(|k| pool.take(Kind::Key, k)),
+                        value: r.value.map(|v| pool.take(Kind::Value, v)),
+                        timestamp: r.timestamp,
+                    });
+                })
                 .map_err(StreamError::embedded)?;
-            for r in recs {
-                part.fetch = r.offset + 1;
-                out.push(InRecord {
-                    tp: part.tp.clone(),
-                    offset: r.offset,
-                    key: r.key,
-                    value: r.value,
-                    timestamp: r.timestamp,
-                });
+            if let Some(next) = next {
+                part.fetch = next;
             }
         }
         self.next_part = (self.next_part + 1) % n.max(1);
         Ok(())
     }
 
-    fn out_partition(&self, rec: &OutRecord) -> Result<u32, StreamError> {
-        let n = *self.out_partitions.get(&rec.topic).ok_or_else(|| {
-            StreamError::embedded(format!("output topic '{}' is not open", rec.topic))
-        })?;
+    fn out_partition(&mut self, rec: &OutRecord) -> Result<u32, StreamError> {
+        let n = match &self.last_out {
+            Some((topic, n)) if Arc::ptr_eq(topic, &rec.topic) => *n,
+            _ => {
+                let n = *self.out_partitions.get(&rec.topic).ok_or_else(|| {
+                    StreamError::embedded(format!("output topic '{}' is not open", rec.topic))
+                })?;
+                self.last_out = Some((rec.topic.clone(), n));
+                n
+            }
+        };
         Ok(match &rec.key {
             Some(key) => kafka_partition(key, n),
             None => rec.source_partition % n,
         })
+    }
+}
+
+impl EmbeddedTransport {
+    fn next_seq(&mut self) {
+        self.seq += 1;
+        self.seq_text = self.seq.to_string();
     }
 }
 
@@ -232,55 +311,55 @@ impl Transport for EmbeddedTransport {
         Ok(())
     }
 
-    fn send(&mut self, mut record: OutRecord) -> Result<(), StreamError> {
+    fn send(&mut self, record: OutRecord) -> Result<(), StreamError> {
         let partition = self.out_partition(&record)?;
-        record
+        let txn = [
+            ("dipper.txn", self.txn_id.as_bytes()),
+            ("dipper.txn.seq", self.seq_text.as_bytes()),
+        ];
+        let headers = record
             .headers
-            .push(("dipper.txn".into(), self.txn_id.clone().into_bytes()));
-        record
-            .headers
-            .push(("dipper.txn.seq".into(), self.seq.to_string().into_bytes()));
-        let topic = record.topic.clone();
-        self.pending.push((
-            topic,
-            partition,
-            Record {
-                key: record.key,
-                value: Some(record.value),
-                headers: record.headers,
-                timestamp: record.timestamp,
-            },
-        ));
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()));
+        let rec = RecordRef {
+            key: record.key.as_deref(),
+            value: Some(&record.value),
+            timestamp: record.timestamp,
+        };
+        self.pending
+            .append(&record.topic, partition, rec, headers.chain(txn))
+            .map_err(StreamError::embedded)?;
+        if let Some(key) = record.key {
+            self.pool.give(Kind::Key, key);
+        }
+        self.pool.give(Kind::Value, record.value);
         Ok(())
     }
 
     fn consumed(&mut self, tp: &TopicPartition, next_offset: u64) {
-        self.positions.insert(tp.clone(), next_offset);
+        match self.positions.get_mut(tp) {
+            Some(off) => *off = next_offset,
+            None => {
+                self.positions.insert(tp.clone(), next_offset);
+            }
+        }
     }
 
     fn commit(&mut self) -> Result<Option<Committed>, StreamError> {
         if self.pending.is_empty() && self.positions.is_empty() {
             return Ok(None);
         }
-        // Another writer appending to an output partition between our first append and the commit
-        // makes the commit fail with Conflict and change nothing: rebuild and retry.
-        let mut attempts = 0;
-        loop {
-            let mut txn = self.log.begin();
-            for (topic, p, rec) in &self.pending {
-                txn.append(topic, *p, rec.clone())
-                    .map_err(StreamError::embedded)?;
-            }
-            for (tp, off) in &self.positions {
-                txn.set_position(&self.group, &tp.topic, tp.partition, *off)
-                    .map_err(StreamError::embedded)?;
-            }
-            match self.log.commit(txn) {
-                Ok(()) => break,
-                Err(LogError::Conflict { .. }) if attempts < 16 => attempts += 1,
-                Err(e) => return Err(StreamError::embedded(e)),
-            }
+        let records_out = self.pending.len() as u64;
+        for (tp, off) in &self.positions {
+            self.pending
+                .set_position(&self.group, &tp.topic, tp.partition, *off);
         }
+        // Appends go at the partitions' ends as they are at commit time, so another writer on an
+        // output partition cannot make this conflict. On failure the unit stays as it was until the
+        // engine aborts it.
+        self.log
+            .commit_batch(&mut self.pending)
+            .map_err(StreamError::embedded)?;
         for (tp, off) in std::mem::take(&mut self.positions) {
             if let Some(&i) = self.index.get(&tp) {
                 self.parts[i].committed = off;
@@ -289,10 +368,9 @@ impl Transport for EmbeddedTransport {
         let done = Committed {
             txn: self.txn_id.clone(),
             seq: self.seq,
-            records_out: self.pending.len() as u64,
+            records_out,
         };
-        self.pending.clear();
-        self.seq += 1;
+        self.next_seq();
         Ok(Some(done))
     }
 
@@ -302,7 +380,7 @@ impl Transport for EmbeddedTransport {
         for p in &mut self.parts {
             p.fetch = p.committed;
         }
-        self.seq += 1;
+        self.next_seq();
         Ok(())
     }
 
@@ -324,6 +402,7 @@ impl Transport for EmbeddedTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dipper_log::Record;
 
     #[test]
     fn murmur2_matches_kafka() {
@@ -425,6 +504,45 @@ mod tests {
         t.resume(&TopicPartition::new("in", 1)).unwrap();
         let got = t.poll(10, Duration::from_millis(10)).unwrap().records;
         assert_eq!(got[0].tp.partition, 1);
+    }
+
+    #[test]
+    fn recycled_buffers_never_leak_bytes_between_records() {
+        let (_d, log) = log_with(&[("in", 1), ("out", 1)]);
+        let value = |i: usize| vec![b'a' + (i % 26) as u8; 1 + (i * 37) % 300];
+        log.append(
+            "in",
+            0,
+            (0..600).map(|i| Record::keyed(format!("k{i}"), value(i), i as i64)),
+        )
+        .unwrap();
+        let mut t = EmbeddedTransport::new(log.clone(), "g", &["in".into()], &["out"]).unwrap();
+        let mut read = 0;
+        while read < 600 {
+            let polled = t.poll(50, Duration::from_millis(10)).unwrap();
+            for r in polled.records {
+                let i = r.offset as usize;
+                assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
+                assert_eq!(r.value.as_deref(), Some(&value(i)[..]));
+                // Outputs take their input's buffers, which the next reads reuse.
+                let mut o = out("out", None, "", 0);
+                o.key = r.key;
+                o.value = r.value.unwrap();
+                o.value.truncate(3);
+                t.send(o).unwrap();
+                t.consumed(&r.tp, r.offset + 1);
+                read += 1;
+            }
+            t.commit().unwrap();
+        }
+        let outs = log.read("out", 0, 0, usize::MAX).unwrap();
+        assert_eq!(outs.len(), 600);
+        for (i, o) in outs.iter().enumerate() {
+            assert_eq!(o.key.as_deref(), Some(format!("k{i}").as_bytes()));
+            let v = value(i);
+            assert_eq!(o.value.as_deref(), Some(&v[..v.len().min(3)]));
+        }
+        assert_eq!(log.committed("g", "in", 0).unwrap(), Some(600));
     }
 
     #[test]
