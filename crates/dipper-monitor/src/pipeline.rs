@@ -121,6 +121,10 @@ pub struct PipelineMetrics {
     pub model_swaps: Counter,
     /// New champions that could not serve (fetch, load or schema failed); the old model kept serving.
     pub model_swaps_rejected: Counter,
+    /// Challengers' predictions written to the shadow topic.
+    pub shadow_records_out: Counter,
+    /// Records a challenger could not score (only counted; dead letters are the champion's).
+    pub shadow_records_skipped: Counter,
     /// Payload bytes consumed.
     pub bytes_in: Counter,
     /// Payload bytes produced.
@@ -163,6 +167,8 @@ impl PipelineMetrics {
             rebalances: Counter::new(),
             model_swaps: Counter::new(),
             model_swaps_rejected: Counter::new(),
+            shadow_records_out: Counter::new(),
+            shadow_records_skipped: Counter::new(),
             bytes_in: Counter::new(),
             bytes_out: Counter::new(),
             scoring_latency: Histogram::new(),
@@ -337,6 +343,16 @@ static FAMILIES: &[Family] = &[
         "dipper_model_swaps_rejected_total",
         "New champions that could not serve here; the previous model kept serving.",
         model_swaps_rejected
+    ),
+    counter_family!(
+        "dipper_shadow_records_out_total",
+        "Challengers' predictions written to the shadow topic.",
+        shadow_records_out
+    ),
+    counter_family!(
+        "dipper_shadow_records_skipped_total",
+        "Records a challenger could not score (dead letters are the champion's).",
+        shadow_records_skipped
     ),
     counter_family!("dipper_bytes_in_total", "Payload bytes consumed.", bytes_in),
     counter_family!(

@@ -57,6 +57,10 @@ pub struct PipelineConfig {
     /// Where operational alerts go; without it they are only logged and counted.
     #[serde(default)]
     pub alerts: Option<AlertsConfig>,
+    /// Where the registry model's challengers' predictions go (with the same event ids); never to the
+    /// output topic. Needs `model.registry`.
+    #[serde(default)]
+    pub shadow: Option<ShadowConfig>,
 }
 
 /// Which log the pipeline runs on: a `transport:` section with exactly one of `kafka:` or `embedded:`.
@@ -239,6 +243,13 @@ impl ModelConfig {
             (None, None) => "model".into(),
         }
     }
+}
+
+/// Shadow scoring: the registry model's challengers score every event too, to this topic only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    pub topic: String,
 }
 
 /// Operational alerts (e.g. a promoted model that cannot serve) as JSON records on a topic.
@@ -474,6 +485,28 @@ impl PipelineConfig {
         let mut topics: Vec<&str> = self.input.topics.iter().map(String::as_str).collect();
         topics.push(&self.output.topic);
         topics.push(&self.dead_letter.topic);
+        if let Some(sh) = &self.shadow {
+            if self.model.registry.is_none() {
+                return bad(
+                    "shadow",
+                    "shadow scoring scores the registry model's challengers: set model.registry"
+                        .into(),
+                );
+            }
+            topics.push(&sh.topic);
+            if self.input.topics.contains(&sh.topic)
+                || sh.topic == self.output.topic
+                || sh.topic == self.dead_letter.topic
+            {
+                return bad(
+                    "shadow.topic",
+                    format!(
+                        "topic '{}' is already the pipeline's input, output or dead-letter topic",
+                        sh.topic
+                    ),
+                );
+            }
+        }
         if let Some(a) = &self.alerts {
             topics.push(&a.topic);
             if self.input.topics.contains(&a.topic) {

@@ -460,6 +460,13 @@ impl Engine {
             bytes_out += out.value.len();
             self.transport.send(out)?;
         }
+        let n_shadow = scored.shadow.len();
+        for out in scored.shadow {
+            bytes_out += out.value.len();
+            self.transport.send(out)?;
+        }
+        m.shadow_records_out.add(n_shadow as u64);
+        m.shadow_records_skipped.add(scored.shadow_skipped as u64);
         self.transport.consumed(&scored.tp, scored.next_offset);
         m.records_in.add(scored.records_in as u64);
         m.bytes_in.add(scored.bytes_in as u64);

@@ -134,6 +134,9 @@ impl Pipeline {
         if let Some(a) = &cfg.alerts {
             outputs.push(&a.topic);
         }
+        if let Some(sh) = &cfg.shadow {
+            outputs.push(&sh.topic);
+        }
         for t in &outputs {
             if log.partitions(t).is_err() {
                 log.create_topic(t, n).map_err(StreamError::embedded)?;
@@ -181,6 +184,7 @@ impl Pipeline {
                 metrics: self.metrics.clone(),
                 events: tx,
                 poll: Duration::from_millis(cfg.model.registry_poll_ms),
+                challenger_versions: Vec::new(),
             };
             follower = Some(
                 f.spawn(follower_stop.clone())

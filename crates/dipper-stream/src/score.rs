@@ -192,6 +192,22 @@ pub struct Scored {
     pub event_times: Vec<i64>,
     pub polled_at: Instant,
     pub batch_seconds: f64,
+    /// Challengers' predictions, for the shadow topic.
+    pub shadow: Vec<OutRecord>,
+    /// Records a challenger could not score (counted only).
+    pub shadow_skipped: usize,
+}
+
+/// A challenger and its scratch space.
+struct Shadow {
+    plan: Arc<ScoringPlan>,
+    decoder: Box<dyn EventDecoder>,
+    rows: Vec<f64>,
+    preds: Predictions,
+    one: Predictions,
+    metas: Vec<EventMeta>,
+    /// Indexes of the records that decoded, in row order.
+    ok: Vec<usize>,
 }
 
 /// Per-worker scoring state.
@@ -199,6 +215,7 @@ pub struct Scorer {
     plan: Arc<ScoringPlan>,
     /// Where a new plan comes from in a pipeline that follows the registry, and the epoch last seen.
     cell: Option<(Arc<PlanCell>, u64)>,
+    shadows: Vec<Shadow>,
     decoder: Box<dyn EventDecoder>,
     rows: Vec<f64>,
     preds: Predictions,
@@ -215,6 +232,7 @@ impl Scorer {
             decoder: Self::decoder(&plan),
             plan,
             cell: None,
+            shadows: Vec::new(),
             rows: Vec::new(),
             preds: Predictions::default(),
             one: Predictions::default(),
@@ -245,7 +263,8 @@ impl Scorer {
         &self.plan
     }
 
-    /// Takes a new plan from the cell, if there is one: a batch is always scored by one plan.
+    /// Takes a new plan (and challengers) from the cell, if there is one: a batch is always scored by
+    /// one plan.
     fn follow(&mut self) {
         if let Some((cell, seen)) = &mut self.cell {
             let epoch = cell.epoch();
@@ -253,8 +272,100 @@ impl Scorer {
                 *seen = epoch;
                 self.plan = cell.get();
                 self.decoder = Self::decoder(&self.plan);
+                self.shadows = cell
+                    .challengers()
+                    .iter()
+                    .map(|plan| Shadow {
+                        decoder: Self::decoder(plan),
+                        plan: plan.clone(),
+                        rows: Vec::new(),
+                        preds: Predictions::default(),
+                        one: Predictions::default(),
+                        metas: Vec::new(),
+                        ok: Vec::new(),
+                    })
+                    .collect();
             }
         }
+    }
+
+    /// The challengers' predictions for `records` (to the shadow topic, same keys and event ids), and how
+    /// many records a challenger could not score (they are only counted: dead letters are the champion's).
+    fn score_shadows(
+        &mut self,
+        records: &[InRecord],
+        latency_us: f64,
+        now_ms: i64,
+    ) -> (Vec<OutRecord>, usize) {
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        for sh in &mut self.shadows {
+            let nf = sh.plan.schema.len();
+            sh.rows.clear();
+            sh.ok.clear();
+            if sh.metas.len() < records.len() {
+                sh.metas.resize_with(records.len(), EventMeta::default);
+            }
+            for (i, rec) in records.iter().enumerate() {
+                let Some(value) = &rec.value else {
+                    skipped += 1;
+                    continue;
+                };
+                let start = sh.rows.len();
+                sh.rows.resize(start + nf, f64::NAN);
+                match sh
+                    .decoder
+                    .decode(value, &mut sh.rows[start..], &mut sh.metas[i])
+                {
+                    Ok(()) => sh.ok.push(i),
+                    Err(_) => {
+                        sh.rows.truncate(start);
+                        skipped += 1;
+                    }
+                }
+            }
+            if sh.ok.is_empty() {
+                continue;
+            }
+            let batch_ok = sh.plan.model.predict_batch(&sh.rows, &mut sh.preds).is_ok();
+            for (row, &i) in sh.ok.iter().enumerate() {
+                let pred = if batch_ok {
+                    sh.preds.get(row)
+                } else {
+                    match sh
+                        .plan
+                        .model
+                        .predict_one(&sh.rows[row * nf..(row + 1) * nf], &mut sh.one)
+                    {
+                        Ok(()) => sh.one.get(0),
+                        Err(_) => {
+                            skipped += 1;
+                            continue;
+                        }
+                    }
+                };
+                let rec = &records[i];
+                let meta = &sh.metas[i];
+                let input = InRecord {
+                    tp: rec.tp.clone(),
+                    offset: rec.offset,
+                    key: rec.key.clone(),
+                    value: Some(Vec::new()),
+                    timestamp: rec.timestamp,
+                };
+                let event_time = meta.event_time.unwrap_or(rec.timestamp);
+                out.push(sh.plan.encoder.prediction(
+                    input,
+                    meta,
+                    pred,
+                    latency_us,
+                    event_time,
+                    now_ms,
+                    &mut self.buf,
+                ));
+            }
+        }
+        (out, skipped)
     }
 
     /// Scores a batch; never fails: every input yields one output.
@@ -292,7 +403,8 @@ impl Scorer {
             self.fate.push(fate);
         }
         self.rows.truncate(ok * n_features);
-        let model = &self.plan.model;
+        let plan = self.plan.clone();
+        let model = &plan.model;
         let batch_failed = ok > 0 && model.predict_batch(&self.rows, &mut self.preds).is_err();
         let mut outputs = Vec::with_capacity(n);
         let mut dead_letters = Vec::new();
@@ -301,6 +413,11 @@ impl Scorer {
         // One clock reading per batch: its records were polled together and scored together.
         let latency_us = batch.polled_at.elapsed().as_secs_f64() * 1e6;
         let next_offset = batch.records.last().map_or(0, |r| r.offset + 1);
+        let (shadow, shadow_skipped) = if self.shadows.is_empty() {
+            (Vec::new(), 0)
+        } else {
+            self.score_shadows(&batch.records, latency_us, now_ms)
+        };
         // Each input moves into its output (key, and value for dead letters): nothing is copied.
         for (i, rec) in batch.records.into_iter().enumerate() {
             let row = match &self.fate[i] {
@@ -352,6 +469,8 @@ impl Scorer {
             event_times,
             polled_at: batch.polled_at,
             batch_seconds: started.elapsed().as_secs_f64(),
+            shadow,
+            shadow_skipped,
         }
     }
 }

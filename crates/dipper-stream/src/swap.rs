@@ -28,9 +28,10 @@ use crate::config::{PipelineConfig, TransportConfig};
 use crate::error::StreamError;
 use crate::score::ScoringPlan;
 
-/// The plan scorers use, replaceable while they run.
+/// The plan scorers use and the challengers they score in shadow, replaceable while they run.
 pub struct PlanCell {
     plan: Mutex<Arc<ScoringPlan>>,
+    challengers: Mutex<Arc<Vec<Arc<ScoringPlan>>>>,
     epoch: AtomicU64,
 }
 
@@ -38,8 +39,23 @@ impl PlanCell {
     pub fn new(plan: Arc<ScoringPlan>) -> Arc<Self> {
         Arc::new(PlanCell {
             plan: Mutex::new(plan),
+            challengers: Mutex::new(Arc::new(Vec::new())),
             epoch: AtomicU64::new(0),
         })
+    }
+
+    /// The challenger plans (their encoders write to the shadow topic).
+    pub fn challengers(&self) -> Arc<Vec<Arc<ScoringPlan>>> {
+        self.challengers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the challengers; scorers pick them up before their next batch.
+    pub fn set_challengers(&self, plans: Vec<Arc<ScoringPlan>>) {
+        *self.challengers.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(plans);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Changes whenever the plan does.
@@ -167,6 +183,8 @@ pub struct Follower {
     pub metrics: Arc<PipelineMetrics>,
     pub events: Sender<SwapEvent>,
     pub poll: Duration,
+    /// The versions of the challengers in the cell, in its order.
+    pub challenger_versions: Vec<u32>,
 }
 
 impl Follower {
@@ -192,11 +210,73 @@ impl Follower {
             })
     }
 
+    /// Scores the registry's challengers in shadow when the pipeline has a shadow topic: plans new ones
+    /// (a challenger that cannot serve is reported once and left out) and drops removed ones.
+    fn follow_challengers(&mut self, rejected: &mut BTreeSet<u32>) -> bool {
+        let Some(shadow) = self.config.shadow.clone() else {
+            return true;
+        };
+        let wanted: Vec<u32> = self
+            .registry
+            .state()
+            .models
+            .get(&self.name)
+            .map(|m| m.stages.challengers.iter().copied().collect())
+            .unwrap_or_default();
+        let current = self.cell.challengers();
+        let have: Vec<u32> = self.challenger_versions.clone();
+        let wanted_ok: Vec<u32> = wanted
+            .iter()
+            .copied()
+            .filter(|v| !rejected.contains(v))
+            .collect();
+        if wanted_ok == have {
+            return true;
+        }
+        let mut plans = Vec::new();
+        let mut versions = Vec::new();
+        for v in wanted_ok {
+            if let Some(i) = have.iter().position(|&h| h == v) {
+                plans.push(current[i].clone());
+                versions.push(v);
+                continue;
+            }
+            let mut c = self.config.clone();
+            c.output.topic = shadow.topic.clone();
+            match plan_for(&c, &mut self.registry, &self.name, v) {
+                Ok(plan) => {
+                    plans.push(Arc::new(plan));
+                    versions.push(v);
+                }
+                Err(e) => {
+                    rejected.insert(v);
+                    self.metrics.model_swaps_rejected.inc();
+                    error!(model = %self.name, version = v, error = %e, "challenger cannot be scored here");
+                    if !self.report(SwapEvent::Rejected {
+                        model: self.name.clone(),
+                        version: v,
+                        serving: self.serving,
+                        reason: e.to_string(),
+                    }) {
+                        return false;
+                    }
+                }
+            }
+        }
+        info!(model = %self.name, challengers = ?versions, "shadow challengers changed");
+        self.challenger_versions = versions;
+        self.cell.set_challengers(plans);
+        true
+    }
+
     /// One poll. False when the engine is gone.
     fn step(&mut self, rejected: &mut BTreeSet<u32>) -> bool {
         if let Err(e) = self.registry.refresh() {
             warn!(error = %e, "cannot read the model registry; still serving version {}", self.serving);
             return true;
+        }
+        if !self.follow_challengers(rejected) {
+            return false;
         }
         let Some(champion) = self
             .registry

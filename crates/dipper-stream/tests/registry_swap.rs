@@ -289,3 +289,95 @@ fn a_registry_model_without_a_champion_does_not_start() {
     let e = Pipeline::new(config(&log_dir)).err().unwrap().to_string();
     assert!(e.contains("has no champion yet"), "{e}");
 }
+
+/// A challenger scores every event in shadow, to the shadow topic only, from one record boundary per
+/// partition until it is removed; the champion's output is untouched.
+#[test]
+fn challengers_score_in_shadow_to_their_own_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("log");
+    let mut reg =
+        Registry::open(EmbeddedStore::new(log_dir.join("registry"), "_dipper_models").unwrap())
+            .unwrap();
+    publish(
+        &mut reg,
+        "fixtures/interop/fraud_lgbm/model.txt",
+        "lightgbm",
+    );
+    publish(&mut reg, "fixtures/interop/fraud_xgb/model.json", "xgboost");
+    reg.change("fraud", StageChange::Promote(1)).unwrap();
+    reg.change("fraud", StageChange::Challenge(2, true))
+        .unwrap();
+
+    let yaml = YAML
+        .replace("LOG", &log_dir.display().to_string())
+        .replace("alerts:\n  topic: alerts\n", "shadow:\n  topic: shadow\n");
+    let pipeline = Pipeline::new(PipelineConfig::parse(&yaml, "shadow.yaml").unwrap()).unwrap();
+    let log = Arc::new(Log::open(&log_dir, Options::default()).unwrap());
+    log.create_topic("tx", 3).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let run = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || pipeline.run_on_log(log, stop))
+    };
+    let feeding = Arc::new(AtomicBool::new(false));
+    let feeder = feed(log.clone(), feeding.clone());
+    wait_until("shadow outputs", || read_all(&log, "shadow").len() > 300);
+    reg.change("fraud", StageChange::Challenge(2, false))
+        .unwrap();
+    let shadowed = read_all(&log, "shadow").len();
+    wait_until("outputs after the challenger left", || {
+        read_all(&log, "scores").len() > shadowed + 600
+    });
+    feeding.store(true, Ordering::Relaxed);
+    let produced = feeder.join().unwrap();
+    wait_until("every input scored", || {
+        read_all(&log, "scores").len() >= produced
+    });
+    stop.store(true, Ordering::Relaxed);
+    run.join().unwrap().unwrap();
+
+    let scores = read_all(&log, "scores");
+    let shadow = read_all(&log, "shadow");
+    assert_eq!(scores.len(), produced);
+    assert!(scores.iter().all(|(_, v)| v["model_version"] == "1"));
+    assert!(shadow
+        .iter()
+        .all(|(_, v)| v["model_version"] == "2" && v["model_format"] == "xgboost"));
+    let shadow_ids: HashMap<&str, u32> = shadow
+        .iter()
+        .map(|(p, v)| (v["event_id"].as_str().unwrap(), *p))
+        .collect();
+    assert_eq!(
+        shadow_ids.len(),
+        shadow.len(),
+        "an event scored twice in shadow"
+    );
+    // Per partition, the shadowed events are one contiguous run of the champion's outputs.
+    for p in 0..3 {
+        let marks: Vec<bool> = scores
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, v)| {
+                let id = v["event_id"].as_str().unwrap();
+                shadow_ids.get(id).is_some_and(|&sp| {
+                    assert_eq!(sp, p, "{id}: shadow output in another partition");
+                    true
+                })
+            })
+            .collect();
+        let changes = marks.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(
+            marks.iter().any(|&m| m),
+            "partition {p} has no shadow outputs"
+        );
+        assert!(
+            changes <= 2,
+            "partition {p}: shadow scoring switched {changes} times"
+        );
+        assert!(
+            !marks.last().unwrap(),
+            "partition {p}: shadow scoring did not stop"
+        );
+    }
+}
