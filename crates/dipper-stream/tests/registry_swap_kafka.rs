@@ -1,6 +1,7 @@
 //! A pipeline following a registry model on Kafka (tansu, or `DIPPER_TEST_BROKERS`; skipped without a broker
-//! unless `DIPPER_REQUIRE_BROKER=1`): the registry is a topic on the same cluster, v2 is promoted while events
-//! flow, and the output switches from v1 to v2 once per partition with every input scored once.
+//! unless `DIPPER_REQUIRE_BROKER=1`): the registry is a topic on the same cluster. While events flow, v2 is
+//! promoted, then a corrupt v3 (rejected: v2 serves on), then two rollbacks return to v1: each partition's
+//! output runs v1, v2, v1, every input is scored once, and a restarted pipeline starts on the champion.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -65,7 +66,11 @@ fn champion_swaps_live_on_kafka() {
     let publish = |reg: &mut Registry<KafkaStore>, file: &str, format: &str| {
         reg.publish(&PublishRequest {
             name: "fraud".into(),
-            artifact: std::fs::read(repo_path(file)).unwrap(),
+            artifact: if file.is_empty() {
+                b"definitely not a model".to_vec()
+            } else {
+                std::fs::read(repo_path(file)).unwrap()
+            },
             format: format.into(),
             features: vec![],
             source: serde_json::json!({ "file": file }),
@@ -122,7 +127,7 @@ processing:
     };
 
     // Events in rounds, one record per batch (tansu), the promotion between rounds 3 and 4.
-    let rounds = 8;
+    let rounds = 9;
     let per_round = 150;
     for round in 0..rounds {
         broker
@@ -132,12 +137,20 @@ processing:
                 Partitioning::ByKey,
             )
             .unwrap();
-        if round == 3 {
-            assert_eq!(
-                publish(&mut reg, "fixtures/interop/fraud_xgb/model.json", "xgboost"),
-                2
-            );
+        if round == 2 {
+            let v = publish(&mut reg, "fixtures/interop/fraud_xgb/model.json", "xgboost");
+            assert_eq!(v, 2);
             reg.change("fraud", StageChange::Promote(2)).unwrap();
+        }
+        if round == 4 {
+            // Not a model: promoted without the CLI's load check, rejected by the pipeline; v2 serves on.
+            assert_eq!(publish(&mut reg, "", ""), 3);
+            reg.change("fraud", StageChange::Promote(3)).unwrap();
+        }
+        if round == 6 {
+            reg.change("fraud", StageChange::Rollback).unwrap();
+            reg.change("fraud", StageChange::Rollback).unwrap();
+            assert_eq!(reg.state().champion("fraud").unwrap().meta.version, 1);
         }
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -176,6 +189,10 @@ processing:
     assert_eq!(per_id.len(), total, "inputs without an output");
     assert!(per_id.values().all(|&n| n == 1), "an input scored twice");
     for p in 0..2 {
-        assert_eq!(runs[&p], ["1", "2"], "partition {p}");
+        assert_eq!(runs[&p], ["1", "2", "1"], "partition {p}");
     }
+    // A restarted pipeline starts on the champion.
+    let restarted =
+        Pipeline::new(PipelineConfig::parse(&yaml, "swap-kafka.yaml").unwrap()).unwrap();
+    assert_eq!(restarted.plan().label.version, "1");
 }
