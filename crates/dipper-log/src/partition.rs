@@ -38,6 +38,8 @@ pub(crate) struct Partition {
     /// The file last read from and its segment's base, kept open for the next read (a segment
     /// file keeps its identity once committed: it is only ever appended to).
     reader: Mutex<Option<(u64, Arc<File>)>>,
+    /// The last segment written to and its base, kept open for the next commit.
+    appender: Mutex<Option<(u64, File)>>,
 }
 
 pub(crate) fn segment_name(base: u64) -> String {
@@ -251,6 +253,7 @@ impl Partition {
             segments,
             next_offset: end.next_offset,
             reader: Mutex::new(None),
+            appender: Mutex::new(None),
         })
     }
 
@@ -356,18 +359,24 @@ impl Partition {
             ranges.last_mut().unwrap().1 = pos;
             offset += 1;
         }
+        let mut appender = self.appender.lock().unwrap_or_else(|e| e.into_inner());
         for (i, (seg, &(start, end))) in tail.iter().zip(&ranges).enumerate() {
             let bytes = &frames[start..end];
             if bytes.is_empty() && i == 0 {
                 continue;
             }
-            // A new segment may exist from a commit that failed before its journal entry.
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(i > 0)
-                .open(&seg.path)
-                .map_err(io_err(&seg.path))?;
+            let reuse = i == 0 && matches!(&*appender, Some((base, _)) if *base == seg.base);
+            if !reuse {
+                // A new segment may exist from a commit that failed before its journal entry.
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(i > 0)
+                    .open(&seg.path)
+                    .map_err(io_err(&seg.path))?;
+                *appender = Some((seg.base, f));
+            }
+            let f = &appender.as_ref().expect("opened above").1;
             f.write_all_at(bytes, seg.len - bytes.len() as u64)
                 .map_err(io_err(&seg.path))?;
             f.sync_data().map_err(io_err(&seg.path))?;
