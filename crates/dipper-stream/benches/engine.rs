@@ -20,26 +20,26 @@
 //!   the process CPU time per run.
 //!
 //! Measured 2026-11-22 on the 2-core development VM (`cargo bench -p dipper-stream --bench engine`,
-//! two runs at low load; the VM is shared, so expect +-10%):
+//! two runs each, often with other jobs on the machine, so ranges), after the meta fields moved into
+//! the single feature pass and the embedded log stopped allocating per record:
 //!
-//! | bench                                           | events/s          | per event |
-//! |-------------------------------------------------|-------------------|-----------|
-//! | scorer/plain                                    | 400k-403k         | 2.5 us    |
-//! | scorer/id_and_pass_through_2_first              | 278k-356k         | 2.8-3.6 us|
-//! | scorer/id_and_pass_through_2_last               | 259k-261k         | 3.9 us    |
-//! | scorer_parts/decode_plain                       | 1.11M-1.19M       | 0.84 us   |
-//! | scorer_parts/decode_id_and_pass_through_2_first | 871k-899k         | 1.1 us    |
-//! | scorer_parts/decode_id_and_pass_through_2_last  | 403k-407k         | 2.5 us    |
-//! | scorer_parts/predict                            | 560k-790k         | 1.3 us    |
-//! | scorer_parts/encode                             | 5.4M-5.6M         | 0.18 us   |
-//! | engine_embedded/workers_0 (wall)                | 197k-206k         |           |
-//! | engine_embedded/workers_1 (wall)                | 212k-237k         |           |
+//! | bench                                           | events/s            | per event   |
+//! |-------------------------------------------------|---------------------|-------------|
+//! | scorer/plain                                    | 412k-426k           | 2.35-2.4 us |
+//! | scorer/id_and_pass_through_2_first              | 380k-405k           | 2.5-2.6 us  |
+//! | scorer/id_and_pass_through_2_last               | 371k-402k           | 2.5-2.7 us  |
+//! | scorer_parts/decode_plain                       | 1.05M-1.15M         | 0.87-0.96 us|
+//! | scorer_parts/decode_id_and_pass_through_2_first | 754k-946k           | 1.06-1.33 us|
+//! | scorer_parts/decode_id_and_pass_through_2_last  | 890k-950k           | 1.05-1.12 us|
+//! | scorer_parts/predict                            | 747k-826k           | 1.2-1.3 us  |
+//! | scorer_parts/encode                             | 4.95M-5.4M          | 0.19-0.2 us |
 //!
-//! Process CPU per 100k events: workers_0 0.44-0.45 s (220k-228k events per CPU-second),
-//! workers_1 0.54-0.65 s. So the scorer meets the target except when the event id or pass-through
-//! fields come last in the event (the meta pass then reads the whole event again with serde_json,
-//! 1.6 us); around it, the engine and the embedded log (poll, send, commit) cost about 2 us more per
-//! event, mostly allocation and copying of records.
+//! Whole engine, process CPU per 100k events: workers_0 0.319-0.352 s (284k-314k events per
+//! CPU-second; was 0.43-0.47 s), workers_1 0.403-0.445 s (was 0.48-0.54 s). So the scorer meets the
+//! 300k/s/core target in every setup, and the whole engine on the embedded log is at it: the engine
+//! and the log (read ~0.45 us, of which half is the kernel's page-cache copy; commit ~0.2 us, send
+//! ~0.1 us, engine bookkeeping ~0.1 us) add 0.85-1.15 us per event to the scorer's 2.35 us.
+//! workers_1's extra cost is cache traffic between the two cores, not the channel.
 //!
 //! Quick check that everything still runs: `cargo bench -p dipper-stream --bench engine -- --test`.
 
