@@ -3,6 +3,7 @@
 
 pub mod row;
 pub mod schema;
+pub mod time;
 
 pub use row::{DecodeError, MissingPolicy, RowDecoder};
 pub use schema::{FeatureKind, FeatureSchema, FeatureSpec, SchemaError};

@@ -394,32 +394,5 @@ fn show(reg: &Registry<Box<dyn Store>>, name: &str, json: bool) -> Result<()> {
 
 /// UTC time as `YYYY-MM-DD HH:MM:SS`.
 fn time_text(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn time_text_is_utc() {
-        assert_eq!(super::time_text(0), "1970-01-01 00:00:00");
-        assert_eq!(super::time_text(1_795_382_708_826), "2026-11-22 21:25:08");
-        assert_eq!(super::time_text(951_782_400_000), "2000-02-29 00:00:00");
-    }
+    dipper_core::time::UtcTime::from_unix_millis(ms).text()
 }
