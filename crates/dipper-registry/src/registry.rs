@@ -2,26 +2,14 @@
 
 use std::time::Duration;
 
-use crate::state::{self, Publish, RegistryState, StageChange, VersionEntry};
+pub use crate::state::PublishRequest;
+use crate::state::{self, RegistryState, StageChange, VersionEntry};
 use crate::store::Store;
 use crate::wire::{self, Stages, VersionMeta};
 use crate::RegistryError;
 
 /// Attempts of an operation that found another writer had appended first.
 const ATTEMPTS: u32 = 5;
-
-/// What `publish` needs besides the state.
-#[derive(Clone, Debug)]
-pub struct PublishRequest {
-    pub name: String,
-    pub artifact: Vec<u8>,
-    /// dipper's name for the format (`lightgbm`, `xgboost`, `onnx`, `native`), or empty.
-    pub format: String,
-    pub features: Vec<String>,
-    /// Provenance: file, command, data ranges, metrics (a JSON object).
-    pub source: serde_json::Value,
-    pub chunk_bytes: usize,
-}
 
 /// A verified artifact.
 #[derive(Clone, Debug)]
@@ -73,19 +61,7 @@ impl<S: Store> Registry<S> {
     /// Publishes a new version (a candidate) and returns its metadata.
     pub fn publish(&mut self, req: &PublishRequest) -> Result<VersionMeta, RegistryError> {
         let publish_id = unique_id();
-        let meta = self.write(|state| {
-            let p = Publish {
-                name: req.name.clone(),
-                artifact: req.artifact.clone(),
-                format: req.format.clone(),
-                features: req.features.clone(),
-                source: req.source.clone(),
-                chunk_bytes: req.chunk_bytes,
-                now_ms: now_ms(),
-                publish_id: publish_id.clone(),
-            };
-            state::plan_publish(state, &p)
-        })?;
+        let meta = self.write(|state| state::plan_publish(state, req, now_ms(), &publish_id))?;
         // On Kafka two publishers can still race for one number between the end check and the append:
         // the version record read back must be ours.
         let stored = self.state.version(&meta.name, meta.version)?;

@@ -187,21 +187,24 @@ fn list<'a>(versions: impl Iterator<Item = &'a u32>) -> String {
 
 /// What to publish.
 #[derive(Clone, Debug)]
-pub struct Publish {
+pub struct PublishRequest {
     pub name: String,
     pub artifact: Vec<u8>,
+    /// dipper's name for the format (`lightgbm`, `xgboost`, `onnx`, `native`), or empty.
     pub format: String,
     pub features: Vec<String>,
+    /// Provenance: file, command, data ranges, metrics (a JSON object).
     pub source: serde_json::Value,
     pub chunk_bytes: usize,
-    pub now_ms: i64,
-    pub publish_id: String,
 }
 
-/// The records publishing `p` writes, and its version (the next number for the model).
+/// The records publishing `p` (at `now_ms`, by the publish `publish_id`) writes, and its version (the next
+/// number for the model).
 pub fn plan_publish(
     state: &RegistryState,
-    p: &Publish,
+    p: &PublishRequest,
+    now_ms: i64,
+    publish_id: &str,
 ) -> Result<(VersionMeta, Vec<RawRecord>), RegistryError> {
     wire::validate_name(&p.name)?;
     if p.artifact.is_empty() {
@@ -230,8 +233,8 @@ pub fn plan_publish(
         sha256: wire::sha256_hex(&p.artifact),
         bytes: p.artifact.len() as u64,
         chunks: chunks.len() as u32,
-        created_ms: p.now_ms,
-        publish_id: p.publish_id.clone(),
+        created_ms: now_ms,
+        publish_id: publish_id.to_string(),
         features: p.features.clone(),
         source: p.source.clone(),
     };
@@ -255,7 +258,7 @@ pub fn plan_publish(
         &meta,
     ));
     stages.max_version = version;
-    stages.updated_ms = p.now_ms;
+    stages.updated_ms = now_ms;
     stages.change = format!("publish {version}");
     out.push(stages_record(&stages));
     Ok((meta, out))

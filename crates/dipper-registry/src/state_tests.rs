@@ -18,17 +18,15 @@ impl MemLog {
     }
 
     fn publish(&mut self, name: &str, artifact: &[u8], chunk_bytes: usize) -> u32 {
-        let p = Publish {
+        let p = PublishRequest {
             name: name.into(),
             artifact: artifact.to_vec(),
             format: "lightgbm".into(),
             features: vec!["a".into()],
             source: serde_json::json!({"file": "m.txt"}),
             chunk_bytes,
-            now_ms: 1,
-            publish_id: "p".into(),
         };
-        let (meta, records) = plan_publish(&self.state, &p).unwrap();
+        let (meta, records) = plan_publish(&self.state, &p, 1, "p").unwrap();
         self.write(records);
         meta.version
     }
