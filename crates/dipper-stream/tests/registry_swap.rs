@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use dipper_log::{Log, Options, Record};
 use dipper_registry::{EmbeddedStore, PublishRequest, Registry, StageChange};
 use dipper_stream::transport::embedded::kafka_partition;
-use dipper_stream::{Pipeline, PipelineConfig};
+use dipper_stream::{Pipeline, PipelineConfig, RunSummary, StreamError};
 use serde_json::Value;
 
 fn repo_path(p: &str) -> PathBuf {
@@ -111,6 +111,47 @@ fn feed(log: Arc<Log>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> 
     })
 }
 
+/// A pipeline running on the embedded log in `dir` while a feeder appends events to its input.
+struct Running {
+    log: Arc<Log>,
+    stop: Arc<AtomicBool>,
+    run: std::thread::JoinHandle<Result<RunSummary, StreamError>>,
+    stop_feeding: Arc<AtomicBool>,
+    feeder: std::thread::JoinHandle<usize>,
+}
+
+impl Running {
+    fn start(dir: &Path, pipeline: Pipeline) -> Running {
+        let log = Arc::new(Log::open(dir, Options::default()).unwrap());
+        log.create_topic("tx", 3).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let run = {
+            let (log, stop) = (log.clone(), stop.clone());
+            std::thread::spawn(move || pipeline.run_on_log(log, stop))
+        };
+        let stop_feeding = Arc::new(AtomicBool::new(false));
+        let feeder = feed(log.clone(), stop_feeding.clone());
+        Running {
+            log,
+            stop,
+            run,
+            stop_feeding,
+            feeder,
+        }
+    }
+
+    /// Stops feeding, waits until every event produced is scored, stops the pipeline: (events, summary).
+    fn drain(self) -> (usize, RunSummary) {
+        self.stop_feeding.store(true, Ordering::Relaxed);
+        let produced = self.feeder.join().unwrap();
+        wait_until("every input scored", || {
+            read_all(&self.log, "scores").len() >= produced
+        });
+        self.stop.store(true, Ordering::Relaxed);
+        (produced, self.run.join().unwrap().unwrap())
+    }
+}
+
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !cond() {
@@ -138,15 +179,8 @@ fn champion_swaps_live_at_record_boundaries_and_bad_versions_are_rejected() {
     // Without a champion-fitting registry entry the pipeline would refuse to start; with one it starts on it.
     let pipeline = Pipeline::new(config(&log_dir)).unwrap();
     assert_eq!(pipeline.plan().label.version, "1");
-    let log = Arc::new(Log::open(&log_dir, Options::default()).unwrap());
-    log.create_topic("tx", 3).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let run = {
-        let (log, stop) = (log.clone(), stop.clone());
-        std::thread::spawn(move || pipeline.run_on_log(log, stop))
-    };
-    let feeding = Arc::new(AtomicBool::new(false));
-    let feeder = feed(log.clone(), feeding.clone());
+    let running = Running::start(&log_dir, pipeline);
+    let log = running.log.clone();
 
     let versions_seen = |log: &Log| -> BTreeMap<String, usize> {
         let mut m = BTreeMap::new();
@@ -195,13 +229,7 @@ fn champion_swaps_live_at_record_boundaries_and_bad_versions_are_rejected() {
         versions_seen(&log)["1"] > before + 200
     });
 
-    feeding.store(true, Ordering::Relaxed);
-    let produced = feeder.join().unwrap();
-    wait_until("every input scored", || {
-        read_all(&log, "scores").len() >= produced
-    });
-    stop.store(true, Ordering::Relaxed);
-    let summary = run.join().unwrap().unwrap();
+    let (produced, summary) = running.drain();
     assert_eq!(summary.records_in as usize, produced);
     assert_eq!(summary.dead_lettered, 0);
 
@@ -313,15 +341,8 @@ fn challengers_score_in_shadow_to_their_own_topic() {
         .replace("LOG", &log_dir.display().to_string())
         .replace("alerts:\n  topic: alerts\n", "shadow:\n  topic: shadow\n");
     let pipeline = Pipeline::new(PipelineConfig::parse(&yaml, "shadow.yaml").unwrap()).unwrap();
-    let log = Arc::new(Log::open(&log_dir, Options::default()).unwrap());
-    log.create_topic("tx", 3).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let run = {
-        let (log, stop) = (log.clone(), stop.clone());
-        std::thread::spawn(move || pipeline.run_on_log(log, stop))
-    };
-    let feeding = Arc::new(AtomicBool::new(false));
-    let feeder = feed(log.clone(), feeding.clone());
+    let running = Running::start(&log_dir, pipeline);
+    let log = running.log.clone();
     wait_until("shadow outputs", || read_all(&log, "shadow").len() > 300);
     reg.change("fraud", StageChange::Challenge(2, false))
         .unwrap();
@@ -329,13 +350,7 @@ fn challengers_score_in_shadow_to_their_own_topic() {
     wait_until("outputs after the challenger left", || {
         read_all(&log, "scores").len() > shadowed + 600
     });
-    feeding.store(true, Ordering::Relaxed);
-    let produced = feeder.join().unwrap();
-    wait_until("every input scored", || {
-        read_all(&log, "scores").len() >= produced
-    });
-    stop.store(true, Ordering::Relaxed);
-    run.join().unwrap().unwrap();
+    let (produced, _) = running.drain();
 
     let scores = read_all(&log, "scores");
     let shadow = read_all(&log, "shadow");
