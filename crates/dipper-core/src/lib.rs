@@ -6,4 +6,6 @@ pub mod schema;
 pub mod time;
 
 pub use row::{DecodeError, MissingPolicy, RowDecoder};
-pub use schema::{FeatureKind, FeatureSchema, FeatureSpec, SchemaError};
+pub use schema::{
+    is_unknown_category, FeatureKind, FeatureSchema, FeatureSpec, SchemaError, UNKNOWN_CATEGORY,
+};

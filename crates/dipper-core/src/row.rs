@@ -234,6 +234,16 @@ mod tests {
         d.decode_json(br#"{"a": null, "c": "zebra"}"#, &mut row)
             .unwrap();
         assert!(row.iter().all(|v| v.is_nan()));
+        // The unseen category is told apart from the missing and absent fields.
+        assert!(crate::is_unknown_category(row[2]), "{:x}", row[2].to_bits());
+        assert!(!crate::is_unknown_category(row[0]) && !crate::is_unknown_category(row[1]));
+        let mut serde_row = [0.0; 3];
+        d.decode_json(
+            br#"{"a": null, "c": "zebra", "c2": [1, {"deep": 2}]}"#,
+            &mut serde_row,
+        )
+        .unwrap();
+        assert!(crate::is_unknown_category(serde_row[2]));
     }
 
     #[test]

@@ -19,6 +19,16 @@ pub enum FeatureKind {
     },
 }
 
+/// The value a categorical feature decodes to when the input names a category the schema does not list: a NaN
+/// (so every model that treats NaN as missing keeps doing so) with a payload of its own, so that a model that
+/// tells an unseen category from a missing value (PMML's invalid values) can, with [`is_unknown_category`].
+pub const UNKNOWN_CATEGORY: f64 = f64::from_bits(0x7ff8_0000_dead_beef);
+
+/// Whether `x` is [`UNKNOWN_CATEGORY`] (and not an ordinary NaN).
+pub fn is_unknown_category(x: f64) -> bool {
+    x.to_bits() == UNKNOWN_CATEGORY.to_bits()
+}
+
 /// One named column of a feature schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpec {

@@ -8,6 +8,7 @@ pub mod lightgbm;
 pub mod model;
 pub mod native;
 pub mod onnx;
+pub mod pmml;
 pub mod transform;
 pub mod tree_model;
 pub mod xgboost;
@@ -72,6 +73,7 @@ pub fn load_bytes(
         Format::Xgboost => Arc::new(xgboost::load(bytes, &ctx)?),
         Format::Onnx => Arc::new(onnx::load(bytes, &ctx)?),
         Format::Native => native::load(bytes, &ctx)?,
+        Format::Pmml => Arc::new(pmml::load(bytes, &ctx)?),
     })
 }
 
@@ -109,9 +111,10 @@ pub fn detect_format(bytes: &[u8], source: &str) -> Result<Format, ModelError> {
         return Ok(Format::Xgboost);
     }
     if trimmed.starts_with('<') {
-        return Err(unknown(
-            "this is XML (PMML?), which this version of dipper does not load",
-        ));
+        if text.contains("<PMML") {
+            return Ok(Format::Pmml);
+        }
+        return Err(unknown("this is XML but not PMML (no <PMML> element)"));
     }
     // ONNX is a protobuf ModelProto: field 1 (ir_version, varint) comes first in every exporter's output.
     if bytes[0] == 0x08 {
@@ -147,7 +150,11 @@ mod tests {
         );
         assert_eq!(detect_format(b"binf\x00", "m").unwrap(), Format::Xgboost);
         assert_eq!(detect_format(b"{L\x00\x00", "m").unwrap(), Format::Xgboost);
-        for bad in [&b""[..], b"<?xml version=\"1.0\"?><PMML/>", b"hello"] {
+        assert_eq!(
+            detect_format(b"<?xml version=\"1.0\"?>\n<PMML version=\"4.4\"/>", "m").unwrap(),
+            Format::Pmml
+        );
+        for bad in [&b""[..], b"<?xml version=\"1.0\"?><svg/>", b"hello"] {
             let e = detect_format(bad, "m.bin").unwrap_err();
             assert!(
                 e.to_string()

@@ -46,6 +46,8 @@ pub enum Format {
     Onnx,
     /// dipper's own model file, written by `dipper train`.
     Native,
+    /// PMML 4.x (sklearn2pmml, R, Spark, SAS, KNIME, ...).
+    Pmml,
 }
 
 impl Format {
@@ -56,6 +58,7 @@ impl Format {
             "xgboost" => Format::Xgboost,
             "onnx" => Format::Onnx,
             "native" => Format::Native,
+            "pmml" => Format::Pmml,
             _ => return None,
         })
     }
@@ -66,6 +69,7 @@ impl Format {
             Format::Xgboost => "xgboost",
             Format::Onnx => "onnx",
             Format::Native => "native",
+            Format::Pmml => "pmml",
         }
     }
 }

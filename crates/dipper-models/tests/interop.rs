@@ -44,3 +44,8 @@ fn xgboost_cases_match_xgboost() {
 fn onnx_cases_match_onnxruntime() {
     run_format("onnx");
 }
+
+#[test]
+fn pmml_cases_match_the_exporting_library() {
+    run_format("pmml");
+}

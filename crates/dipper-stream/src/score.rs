@@ -38,6 +38,7 @@ fn parse_format(s: &str) -> Option<Format> {
         "xgboost" => Format::Xgboost,
         "onnx" => Format::Onnx,
         "native" => Format::Native,
+        "pmml" => Format::Pmml,
         _ => return None,
     })
 }

@@ -231,7 +231,7 @@ fn features_must_agree_with_a_named_model() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("does not match the model's own feature names"),
+        stderr(&o).contains("does not name all of the model's own features"),
         "{}",
         stderr(&o)
     );

@@ -531,7 +531,7 @@ fn string_value(cats: Option<&NameTable<f64>>, v: &str) -> Option<f64> {
     }
     match v.trim().parse::<f64>() {
         Ok(x) if x.is_finite() => Some(x),
-        _ if cats.is_some() => Some(f64::NAN),
+        _ if cats.is_some() => Some(crate::UNKNOWN_CATEGORY),
         _ => None,
     }
 }

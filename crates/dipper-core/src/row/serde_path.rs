@@ -164,7 +164,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         }
         match v.trim().parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(x),
-            _ if self.dec.categories[self.col].is_some() => Ok(f64::NAN),
+            _ if self.dec.categories[self.col].is_some() => Ok(crate::UNKNOWN_CATEGORY),
             _ => Err(field_error(
                 self.name(),
                 format_args!("expected a number, got the string {v:?}"),

@@ -37,6 +37,8 @@ pub enum FormatArg {
     Onnx,
     /// dipper's own model file (`dipper train`).
     Native,
+    /// PMML 4.x.
+    Pmml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,14 +51,15 @@ pub enum OnError {
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// Model file (dipper's own, LightGBM text, XGBoost JSON or ONNX).
+    /// Model file (dipper's own, LightGBM text, XGBoost JSON, ONNX or PMML).
     #[arg(long)]
     model: PathBuf,
     /// Model format; `auto` tells it from the file's content.
     #[arg(long, value_enum, default_value = "auto")]
     format: FormatArg,
     /// Input field names in the model's feature order, comma-separated. Needed for formats without feature names
-    /// (ONNX, XGBoost trained on arrays); for models with names it must name the same features.
+    /// (ONNX, XGBoost trained on arrays); for models with names it must name every one of them, and names the
+    /// model does not read are ignored (a PMML tree that uses only some of the fields, for example).
     #[arg(long, value_delimiter = ',')]
     features: Option<Vec<String>>,
     /// JSON-lines input, one event object per line; `-` reads standard input.
@@ -90,6 +93,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         FormatArg::Xgboost => Some(Format::Xgboost),
         FormatArg::Onnx => Some(Format::Onnx),
         FormatArg::Native => Some(Format::Native),
+        FormatArg::Pmml => Some(Format::Pmml),
     };
     let model = dipper_models::load(&args.model, format)?;
     let info = model.info();
@@ -186,19 +190,15 @@ fn input_schema(info: &ModelInfo, features: Option<&[String]>) -> Result<Feature
         .enumerate()
         .all(|(i, n)| *n == format!("Column_{i}") || *n == format!("f{i}"));
     if info.named_features && !generated {
-        // The model's names rule; --features may restate them in any order.
-        let mut given = names.clone();
-        let mut own = model_names.clone();
-        given.sort_unstable();
-        own.sort_unstable();
-        if given != own {
+        // The model's names rule; --features may restate them in any order, and name fields it does not read.
+        let absent: Vec<_> = model_names.iter().filter(|n| !names.contains(n)).collect();
+        if !absent.is_empty() {
             let unknown: Vec<_> = names
                 .iter()
                 .filter(|n| info.features.index_of(n).is_none())
                 .collect();
-            let absent: Vec<_> = model_names.iter().filter(|n| !names.contains(n)).collect();
             bail!(
-                "--features does not match the model's own feature names (not in the model: {unknown:?}; not in --features: {absent:?})"
+                "--features does not name all of the model's own features (not in --features: {absent:?}; not in the model: {unknown:?})"
             );
         }
         return Ok(info.features.clone());
