@@ -9,6 +9,7 @@ pub mod model;
 pub mod native;
 pub mod onnx;
 pub mod pmml;
+pub mod pmml_export;
 pub mod transform;
 pub mod tree_model;
 pub mod xgboost;
