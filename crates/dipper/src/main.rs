@@ -4,6 +4,7 @@
 //! (0 success, 1 failure, 2 usage error).
 
 mod demo;
+mod export;
 mod logcmd;
 mod model;
 mod predict;
@@ -41,6 +42,8 @@ enum Command {
     Consume(logcmd::ConsumeArgs),
     /// The model registry on the log: publish, list, show, promote, rollback, challenge, archive, delete.
     Model(model::ModelArgs),
+    /// Write a native model (from `dipper train`) as PMML 4.4, for other tools to score.
+    Export(export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => logcmd::produce(args),
         Command::Consume(args) => logcmd::consume(args),
         Command::Model(args) => model::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(code) => code,
