@@ -20,7 +20,9 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 pub use error::ModelError;
-pub use model::{ClassLabel, Format, Model, ModelId, ModelInfo, PredictionRef, Predictions, Task};
+pub use model::{
+    ClassLabel, Format, Model, ModelId, ModelInfo, OutputValue, PredictionRef, Predictions, Task,
+};
 pub use tree_model::TreeModel;
 
 /// Model files larger than this are refused rather than read into memory.

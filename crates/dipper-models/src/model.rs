@@ -6,6 +6,7 @@
 //! to columns with `dipper_core::RowDecoder` over the same schema.
 
 use std::fmt;
+use std::sync::Arc;
 
 use dipper_core::FeatureSchema;
 use serde::Serialize;
@@ -124,11 +125,23 @@ impl ModelInfo {
     }
 }
 
+/// A value a model reports beside its prediction: a PMML Output field such as a reason code or a transformed
+/// value, named by [`Model::output_fields`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputValue {
+    Missing,
+    Num(f64),
+    Text(Arc<str>),
+}
+
 /// A batch of predictions, reused across calls to avoid allocation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Predictions {
     n_rows: usize,
     n_classes: usize,
+    /// Extra outputs per row (see [`Model::output_fields`]); 0 for most models.
+    n_outputs: usize,
+    outputs: Vec<OutputValue>,
     /// Regression: one value per row. Classification: `n_classes` probabilities per row.
     values: Vec<f64>,
     /// Classification: the predicted class index per row.
@@ -152,6 +165,8 @@ impl Predictions {
         self.n_classes = n_classes;
         self.values.clear();
         self.labels.clear();
+        self.n_outputs = 0;
+        self.outputs.clear();
         if n_classes == 0 {
             self.values.resize(n_rows, 0.0);
         } else {
@@ -162,6 +177,22 @@ impl Predictions {
 
     pub fn len(&self) -> usize {
         self.n_rows
+    }
+
+    /// Makes room for `n` extra outputs per row (all missing), after [`reset`](Self::reset).
+    pub fn reset_outputs(&mut self, n: usize) {
+        self.n_outputs = n;
+        self.outputs.clear();
+        self.outputs.resize(self.n_rows * n, OutputValue::Missing);
+    }
+
+    /// The extra outputs of `row`, in [`Model::output_fields`] order (empty for models without any).
+    pub fn outputs(&self, row: usize) -> &[OutputValue] {
+        &self.outputs[row * self.n_outputs..(row + 1) * self.n_outputs]
+    }
+
+    pub fn outputs_mut(&mut self, row: usize) -> &mut [OutputValue] {
+        &mut self.outputs[row * self.n_outputs..(row + 1) * self.n_outputs]
     }
 
     pub fn is_empty(&self) -> bool {
@@ -215,6 +246,12 @@ impl Predictions {
 /// A loaded model: immutable, shareable across threads, batch and single row.
 pub trait Model: Send + Sync + fmt::Debug {
     fn info(&self) -> &ModelInfo;
+
+    /// Names of the extra values each prediction carries ([`Predictions::outputs`]): a PMML model's Output fields
+    /// beyond the prediction and probabilities, such as reason codes. Empty for most models.
+    fn output_fields(&self) -> &[String] {
+        &[]
+    }
 
     /// Scores `rows` (row-major, `info().features.len()` columns, NaN = missing) into `out`, which is reset to
     /// one prediction per row.

@@ -25,7 +25,7 @@ impl Dist {
         Ok(match el.tag() {
             "GaussianDistribution" => {
                 let variance = el.req_num("variance")?;
-                if !(variance > 0.0) {
+                if variance.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                     return Err(el.err("variance must be positive"));
                 }
                 Dist::Gaussian {

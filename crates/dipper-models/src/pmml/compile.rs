@@ -42,7 +42,7 @@ impl FastEnsemble {
             (Method::WeightedAverage, _) => segments.iter().map(|s| s.weight).sum(),
             _ => return None,
         };
-        if !(divisor > 0.0) {
+        if divisor.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return None;
         }
         let n_outputs = match function {

@@ -69,6 +69,7 @@ pub(crate) enum Expr {
 
 /// What NormContinuous does outside its points.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[allow(clippy::enum_variant_names)] // the standard's own names
 pub(crate) enum NormOutliers {
     AsIs,
     AsMissing,
@@ -373,6 +374,15 @@ impl Expr {
             args.push(Expr::parse(a, c, scope, depth)?);
         }
         let func = func.with_constant_args(&args).map_err(|m| el.err(m))?;
+        if func.reads_text() {
+            if let Some(field) = args.iter().find_map(|a| raw_text_input(c, a)) {
+                return Err(el.unsupported(format!(
+                    "function '{name}' reads the text of input field '{field}'; dipper passes a string input as \
+                     one of the strings the model names (or as an unseen category), so text functions on raw \
+                     string inputs are not supported"
+                )));
+            }
+        }
         Ok(Expr::Apply {
             func,
             args,
@@ -472,6 +482,33 @@ fn invalid(on: OnInvalid, at: &str, message: &str) -> Result<Value, EvalError> {
     match on {
         OnInvalid::AsMissing => Ok(Value::Missing),
         OnInvalid::ReturnInvalid => Err(EvalError(format!("{at}: invalid result: {message}"))),
+    }
+}
+
+/// The name of the string input field whose raw text `e` passes on unchanged, if any.
+fn raw_text_input(c: &Compiler<'_, '_>, e: &Expr) -> Option<Arc<str>> {
+    match e {
+        Expr::Field { slot, .. } => raw_text_slot(c, *slot, 0),
+        Expr::Apply {
+            func: Func::Identity | Func::If,
+            args,
+            ..
+        } => args.iter().find_map(|a| raw_text_input(c, a)),
+        _ => None,
+    }
+}
+
+fn raw_text_slot(c: &Compiler<'_, '_>, slot: Slot, depth: usize) -> Option<Arc<str>> {
+    if depth > 64 {
+        return None;
+    }
+    match &c.prog.sources[slot] {
+        Source::Input { .. } if c.prog.defs[slot].data_type == DataType::String => {
+            Some(c.prog.defs[slot].name.clone())
+        }
+        Source::Treated { from, .. } => raw_text_slot(c, *from, depth + 1),
+        Source::Derived(e) => raw_text_input(c, e),
+        _ => None,
     }
 }
 

@@ -159,6 +159,7 @@ pub(crate) fn data_dictionary(el: &El) -> Result<Vec<DataField>, ModelError> {
 
 /// `invalidValueTreatment`.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::enum_variant_names)] // the standard's own names
 pub(crate) enum Invalid {
     ReturnInvalid,
     AsIs,
@@ -168,6 +169,7 @@ pub(crate) enum Invalid {
 
 /// `outliers` with its bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[allow(clippy::enum_variant_names)] // the standard's own names
 pub(crate) enum Outliers {
     AsIs,
     AsMissing { low: f64, high: f64 },
@@ -342,6 +344,8 @@ impl Scope {
 /// Slot values of one evaluation, reused across rows.
 #[derive(Debug, Default)]
 pub(crate) struct Frame {
+    /// Tests: score every row with the interpreter, never the compiled ensembles.
+    pub interpret_only: bool,
     values: Vec<Value>,
     /// 0 = not yet computed, 1 = being computed, 2 = ready.
     state: Vec<u8>,
@@ -404,6 +408,10 @@ impl<'a> Env<'a> {
         self.frame.values[slot] = v.clone();
         self.frame.state[slot] = 2;
         Ok(v)
+    }
+
+    pub fn interpret_only(&self) -> bool {
+        self.frame.interpret_only
     }
 
     /// The value of `slot` as a number; `None` if missing or not numeric.

@@ -186,6 +186,21 @@ impl Func {
         })
     }
 
+    /// Functions whose result depends on the text of a string argument, not only on which string it is.
+    pub fn reads_text(&self) -> bool {
+        matches!(
+            self,
+            Func::Uppercase
+                | Func::Lowercase
+                | Func::Substring
+                | Func::TrimBlanks
+                | Func::Concat
+                | Func::StringLength
+                | Func::Matches(_)
+                | Func::Replace(_)
+        )
+    }
+
     /// Functions that see their arguments unevaluated (only `if`, which evaluates one branch).
     pub fn lazy(&self) -> bool {
         matches!(self, Func::If)
@@ -392,7 +407,7 @@ pub(crate) fn std_normal_idf(p: f64) -> f64 {
         -3.969683028665376e1,
         2.209460984245205e2,
         -2.759285104469687e2,
-        1.383577518672690e2,
+        1.38357751867269e2,
         -3.066479806614716e1,
         2.506628277459239,
     ];

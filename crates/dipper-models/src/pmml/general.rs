@@ -45,9 +45,9 @@ impl Link {
             Link::Cloglog => 1.0 - (-(eta.exp())).exp(),
             Link::Loglog => (-((-eta).exp())).exp(),
             Link::Cauchit => 0.5 + eta.atan() / std::f64::consts::PI,
-            Link::Power(d) if d == 0.0 => eta.exp(),
+            Link::Power(0.0) => eta.exp(),
             Link::Power(d) => eta.powf(1.0 / d),
-            Link::OddsPower(d) if d == 0.0 => 1.0 / (1.0 + (-eta).exp()),
+            Link::OddsPower(0.0) => 1.0 / (1.0 + (-eta).exp()),
             Link::OddsPower(d) => {
                 let t = (1.0 + d * eta).powf(1.0 / d);
                 t / (1.0 + t)

@@ -50,6 +50,8 @@ pub(crate) struct MiningModel {
     function: Function,
     method: Method,
     missing: MissingSegment,
+    /// With skipped segments: the largest share of segment weight that may be missing.
+    missing_threshold: f64,
     segments: Vec<Segment>,
     categories: Vec<Value>,
     fast: Option<FastEnsemble>,
@@ -165,6 +167,7 @@ impl MiningModel {
             function: header.function,
             method,
             missing,
+            missing_threshold: seg_el.num_or("missingThreshold", 1.0)?,
             segments,
             categories,
             fast,
@@ -175,14 +178,22 @@ impl MiningModel {
         self.categories.clone()
     }
 
-    /// Whether the sum/average of trees compiled into the ensemble form.
+    /// How many sums/averages of trees, here and in segments, compiled into the ensemble form.
     #[cfg(test)]
-    pub fn is_compiled(&self) -> bool {
-        self.fast.is_some()
+    pub fn compiled_count(&self) -> usize {
+        usize::from(self.fast.is_some())
+            + self
+                .segments
+                .iter()
+                .map(|s| match &s.model.kind {
+                    super::model::Kind::Mining(m) => m.compiled_count(),
+                    _ => 0,
+                })
+                .sum::<usize>()
     }
 
     pub fn score(&self, env: &mut Env) -> Result<Outcome, EvalError> {
-        if let Some(fast) = &self.fast {
+        if let Some(fast) = self.fast.as_ref().filter(|_| !env.interpret_only()) {
             if let Some(o) = fast.score(env)? {
                 return Ok(o);
             }
@@ -217,20 +228,25 @@ impl MiningModel {
             _ => {}
         }
         let mut results: Vec<(Outcome, f64)> = Vec::with_capacity(self.segments.len());
+        let (mut total, mut missing) = (0.0, 0.0);
         for s in &self.segments {
             if s.predicate.eval(env)? != Truth::True {
                 continue;
             }
             let o = s.model.score(env)?;
+            total += s.weight;
             if o.is_missing() {
                 match self.missing {
                     MissingSegment::ReturnMissing => return Ok(Outcome::missing()),
-                    MissingSegment::Skip => continue,
+                    MissingSegment::Skip => {
+                        missing += s.weight;
+                        continue;
+                    }
                 }
             }
             results.push((o, s.weight));
         }
-        if results.is_empty() {
+        if results.is_empty() || (total > 0.0 && missing / total > self.missing_threshold) {
             return Ok(Outcome::missing());
         }
         Ok(match self.function {
@@ -316,7 +332,7 @@ impl MiningModel {
             }
             Method::Max => {
                 // The category with the highest probability in any segment wins; its probabilities are the
-                // average of the segments that predict it with that probability.
+                // average over the segments that predict that category.
                 let mut best = (f64::NEG_INFINITY, 0usize);
                 for (o, _) in results {
                     for (i, c) in cats.iter().enumerate() {
@@ -329,7 +345,7 @@ impl MiningModel {
                 let winners: Vec<&Outcome> = results
                     .iter()
                     .map(|r| &r.0)
-                    .filter(|o| o.probability(&cats[best.1]) == Some(best.0))
+                    .filter(|o| o.predicted().equals(&cats[best.1]))
                     .collect();
                 for o in &winners {
                     for (i, c) in cats.iter().enumerate() {

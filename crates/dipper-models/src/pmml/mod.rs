@@ -29,6 +29,8 @@ mod predicate;
 mod regression;
 mod scorecard;
 mod svm;
+#[cfg(test)]
+mod tests;
 mod tree;
 mod value;
 mod xml;
@@ -39,7 +41,7 @@ use std::sync::Arc;
 
 use dipper_core::{FeatureKind, FeatureSchema, FeatureSpec};
 
-use crate::model::{row_count, ClassLabel, Model, ModelInfo, Predictions, Task};
+use crate::model::{row_count, ClassLabel, Model, ModelInfo, OutputValue, Predictions, Task};
 use crate::{LoadContext, ModelError};
 use fields::{DataField, Frame, Program, Scope};
 use model::{Function, ModelNode};
@@ -75,14 +77,33 @@ pub struct PmmlModel {
     top: ModelNode,
     /// The classes of `info`, as field values.
     classes: Vec<Value>,
+    /// Names of the reported Output fields, and their slots.
+    output_names: Vec<String>,
+    output_slots: Vec<usize>,
 }
 
 thread_local! {
     static FRAME: RefCell<Frame> = RefCell::new(Frame::default());
 }
 
-/// Loads a PMML document.
+/// Stack for loading: parsing and compiling recurse once per nesting level (up to [`xml::MAX_DEPTH`]), which
+/// must not depend on the stack of whichever thread loads the model.
+const LOAD_STACK: usize = 64 << 20;
+
+/// Loads a PMML document (on a thread of its own, with a stack sized for the deepest document accepted).
 pub fn load(bytes: &[u8], ctx: &LoadContext) -> Result<PmmlModel, ModelError> {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("pmml-load".into())
+            .stack_size(LOAD_STACK)
+            .spawn_scoped(s, || load_here(bytes, ctx))
+            .map_err(|e| ModelError::Eval(format!("cannot start the PMML loader thread: {e}")))?
+            .join()
+            .map_err(|_| ModelError::Eval("the PMML loader panicked".into()))?
+    })
+}
+
+fn load_here(bytes: &[u8], ctx: &LoadContext) -> Result<PmmlModel, ModelError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         ModelError::parse(
             "PMML",
@@ -178,11 +199,28 @@ pub fn load(bytes: &[u8], ctx: &LoadContext) -> Result<PmmlModel, ModelError> {
         classes: labels,
         accepts_missing: true,
     };
+    // Final Output fields other than the prediction and probabilities (which every model reports) are reported
+    // by name: reason codes, entity ids, transformed values.
+    let reported: Vec<&output::OutputField> = top
+        .outputs
+        .iter()
+        .filter(|f| {
+            f.is_final
+                && !matches!(
+                    f.feature,
+                    output::Feature::Predicted | output::Feature::Probability(_)
+                )
+        })
+        .collect();
+    let output_names = reported.iter().map(|f| f.name.to_string()).collect();
+    let output_slots = reported.iter().map(|f| f.slot).collect();
     Ok(PmmlModel {
         info,
         prog: c.prog,
         top,
         classes,
+        output_names,
+        output_slots,
     })
 }
 
@@ -321,6 +359,13 @@ impl PmmlModel {
                 ))
             }
         }
+        for (dst, &slot) in out.outputs_mut(r).iter_mut().zip(&self.output_slots) {
+            *dst = match env.get(slot).map_err(|EvalError(m)| ModelError::Eval(m))? {
+                Value::Missing => OutputValue::Missing,
+                Value::Num(x) => OutputValue::Num(x),
+                v => OutputValue::Text(v.to_text()),
+            };
+        }
         Ok(())
     }
 }
@@ -330,10 +375,15 @@ impl Model for PmmlModel {
         &self.info
     }
 
+    fn output_fields(&self) -> &[String] {
+        &self.output_names
+    }
+
     fn predict_batch(&self, rows: &[f64], out: &mut Predictions) -> Result<(), ModelError> {
         let nf = self.info.features.len();
         let n_rows = if nf == 0 { 1 } else { row_count(rows, nf)? };
         out.reset(n_rows, self.classes.len());
+        out.reset_outputs(self.output_names.len());
         FRAME.with(|frame| {
             let mut frame = frame.borrow_mut();
             for r in 0..n_rows {

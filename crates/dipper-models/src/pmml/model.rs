@@ -55,7 +55,6 @@ pub(crate) enum Function {
 /// The field a model predicts, with its categories (classification).
 #[derive(Debug, Clone)]
 pub(crate) struct TargetField {
-    pub name: Arc<str>,
     pub data_type: DataType,
     pub categories: Vec<Value>,
 }
@@ -178,14 +177,12 @@ impl ModelNode {
                 "target" | "predicted" => {
                     target = Some(match c.data_fields.get(name) {
                         Some(df) => TargetField {
-                            name: df.def.name.clone(),
                             data_type: df.def.data_type,
                             categories: df.domain.valid.clone(),
                         },
                         None => match inherited {
                             Some(t) => t.clone(),
                             None => TargetField {
-                                name: Arc::from(name),
                                 data_type: DataType::String,
                                 categories: Vec::new(),
                             },
@@ -223,7 +220,6 @@ impl ModelNode {
             // A legacy targetFieldName, or none: the categories come from the model body.
             (_, Some(t)) => Some(t),
             (_, None) => el.attr("targetFieldName").map(|n| TargetField {
-                name: Arc::from(n),
                 data_type: c
                     .data_fields
                     .get(n)

@@ -190,12 +190,9 @@ impl Table {
                             x.powf(*exponent)
                         };
                 }
+                // A missing category matches no CategoricalPredictor, so it adds nothing (as PMML4S does).
                 Term::Categorical { slot, value, coef } => {
-                    let v = env.get(*slot)?;
-                    if v.is_missing() {
-                        return Ok(None);
-                    }
-                    if v.equals(value) {
+                    if env.get(*slot)?.equals(value) {
                         y += coef;
                     }
                 }

@@ -150,7 +150,8 @@ impl Scorecard {
             }
         }
         let mut o = Outcome::value(total);
-        // Stable: equal differences keep the order the characteristics give them.
+        // Only codes that cost points are reasons; stable, so equal points keep the characteristics' order.
+        points.retain(|p| p.1 > 0.0);
         points.sort_by(|a, b| b.1.total_cmp(&a.1));
         o.reasons = points.into_iter().map(|p| p.0).collect();
         Ok(o)

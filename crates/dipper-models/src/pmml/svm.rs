@@ -50,11 +50,18 @@ struct Machine {
     terms: Vec<(usize, f64)>,
 }
 
+/// One coordinate of the vector space: a numeric field, or a category's indicator.
+#[derive(Debug)]
+enum Coord {
+    Field(Slot),
+    Indicator(Slot, Value),
+}
+
 #[derive(Debug)]
 pub(crate) struct SvmModel {
     function: Function,
     kernel: Kernel,
-    fields: Vec<Slot>,
+    fields: Vec<Coord>,
     vectors: Vec<Vec<f64>>,
     coefficients_repr: bool,
     one_against_one: bool,
@@ -66,7 +73,7 @@ pub(crate) struct SvmModel {
 impl SvmModel {
     pub fn parse(
         el: &El,
-        _c: &mut Compiler<'_, '_>,
+        c: &mut Compiler<'_, '_>,
         scope: &Scope,
         header: &Header,
     ) -> Result<Self, ModelError> {
@@ -95,7 +102,18 @@ impl SvmModel {
         let mut fields = Vec::new();
         for f in vf.children() {
             match f.tag() {
-                "FieldRef" => fields.push(scope.resolve(&f, "field")?),
+                "FieldRef" => fields.push(Coord::Field(scope.resolve(&f, "field")?)),
+                "CategoricalPredictor" => {
+                    let slot = scope.resolve(&f, "name")?;
+                    let ty = c.prog.defs[slot].data_type;
+                    let value = ty.parse_at(&f, "value", f.req("value")?)?;
+                    if f.num_or("coefficient", 1.0)? != 1.0 {
+                        return Err(f.unsupported(
+                            "a VectorFields CategoricalPredictor with a coefficient other than 1",
+                        ));
+                    }
+                    fields.push(Coord::Indicator(slot, value));
+                }
                 other => return Err(f.unsupported(format!("<{other}> in VectorFields"))),
             }
         }
@@ -257,10 +275,19 @@ impl SvmModel {
 
     pub fn score(&self, env: &mut Env) -> Result<Outcome, EvalError> {
         let mut x = Vec::with_capacity(self.fields.len());
-        for &s in &self.fields {
-            match env.num(s)? {
-                Some(v) => x.push(v),
-                None => return Ok(Outcome::missing()),
+        for coord in &self.fields {
+            match coord {
+                Coord::Field(s) => match env.num(*s)? {
+                    Some(v) => x.push(v),
+                    None => return Ok(Outcome::missing()),
+                },
+                Coord::Indicator(s, value) => {
+                    let v = env.get(*s)?;
+                    if v.is_missing() {
+                        return Ok(Outcome::missing());
+                    }
+                    x.push(if v.equals(value) { 1.0 } else { 0.0 });
+                }
             }
         }
         if self.function == Function::Regression {
@@ -275,11 +302,13 @@ impl SvmModel {
         if self.one_against_one || binary {
             for m in &self.machines {
                 let f = self.decision(m, &x);
-                let winner = if f < m.threshold {
-                    &m.target
+                // maxWins turns the rule around: a value above the threshold votes for targetCategory.
+                let for_target = if self.max_wins {
+                    f > m.threshold
                 } else {
-                    &m.alternate
+                    f < m.threshold
                 };
+                let winner = if for_target { &m.target } else { &m.alternate };
                 if let Some(i) = index(winner) {
                     votes[i] += 1.0;
                 }

@@ -38,6 +38,8 @@ impl<'input> Xml<'input> {
                 ),
             ));
         }
+        // The parser recurses per level, so nesting is checked on the raw text first.
+        check_depth(text, source)?;
         let options = ParsingOptions {
             allow_dtd: false,
             nodes_limit: MAX_NODES,
@@ -51,41 +53,6 @@ impl<'input> Xml<'input> {
             };
             ModelError::parse(FORMAT, source, format!("not well-formed XML: {e}{hint}"))
         })?;
-        // Depth check without recursion: a pre-order walk over elements.
-        let root = doc.root();
-        let mut cur = root;
-        let mut depth = 0usize;
-        'walk: loop {
-            if let Some(child) = cur.first_element_child() {
-                cur = child;
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    let pos = doc.text_pos_at(cur.range().start);
-                    return Err(ModelError::parse(
-                        FORMAT,
-                        format!("{source} line {}", pos.row),
-                        format!("elements nest more than {MAX_DEPTH} levels deep"),
-                    ));
-                }
-                continue;
-            }
-            loop {
-                if cur == root {
-                    break 'walk;
-                }
-                if let Some(next) = cur.next_sibling_element() {
-                    cur = next;
-                    break;
-                }
-                match cur.parent() {
-                    Some(p) => {
-                        cur = p;
-                        depth -= 1;
-                    }
-                    None => break 'walk,
-                }
-            }
-        }
         Ok(Xml {
             doc,
             source: source.to_string(),
@@ -245,6 +212,75 @@ impl<'a, 'input> El<'a, 'input> {
     pub fn text(&self) -> &'a str {
         self.node.text().map(str::trim).unwrap_or("")
     }
+}
+
+/// Refuses a document whose elements nest deeper than [`MAX_DEPTH`], scanning the text without parsing it
+/// (comments, CDATA and processing instructions are skipped; a DTD is refused here already).
+fn check_depth(text: &str, source: &str) -> Result<(), ModelError> {
+    let b = text.as_bytes();
+    let (mut i, mut depth, mut line) = (0usize, 0usize, 1usize);
+    let find = |from: usize, pat: &[u8]| -> Option<usize> {
+        b[from..]
+            .windows(pat.len())
+            .position(|w| w == pat)
+            .map(|p| from + p)
+    };
+    while i < b.len() {
+        match b[i] {
+            b'\n' => {
+                line += 1;
+                i += 1;
+            }
+            b'<' => {
+                let rest = &b[i + 1..];
+                let end = if rest.starts_with(b"!--") {
+                    find(i, b"-->").map(|e| e + 3)
+                } else if rest.starts_with(b"![CDATA[") {
+                    find(i, b"]]>").map(|e| e + 3)
+                } else if rest.starts_with(b"?") {
+                    find(i, b"?>").map(|e| e + 2)
+                } else if rest.starts_with(b"!") {
+                    return Err(ModelError::parse(
+                        FORMAT,
+                        format!("{source} line {line}"),
+                        "DTDs and entity declarations are refused: PMML never needs them",
+                    ));
+                } else if rest.starts_with(b"/") {
+                    depth = depth.saturating_sub(1);
+                    find(i, b">").map(|e| e + 1)
+                } else {
+                    // A start tag: find its end outside quoted attribute values.
+                    let mut j = i + 1;
+                    let mut quote = 0u8;
+                    while j < b.len() && (quote != 0 || b[j] != b'>') {
+                        if quote == 0 && (b[j] == b'"' || b[j] == b'\'') {
+                            quote = b[j];
+                        } else if b[j] == quote {
+                            quote = 0;
+                        }
+                        j += 1;
+                    }
+                    if j < b.len() && b[j - 1] != b'/' {
+                        depth += 1;
+                        if depth > MAX_DEPTH {
+                            return Err(ModelError::parse(
+                                FORMAT,
+                                format!("{source} line {line}"),
+                                format!("elements nest more than {MAX_DEPTH} levels deep"),
+                            ));
+                        }
+                    }
+                    Some(j + 1)
+                };
+                // Unterminated constructs are left for the parser to report.
+                let end = end.unwrap_or(b.len()).min(b.len());
+                line += b[i..end].iter().filter(|&&c| c == b'\n').count();
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
 }
 
 /// Parses a PMML number (`xs:double`: also `INF`, `-INF`, `NaN`).

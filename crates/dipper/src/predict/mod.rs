@@ -141,7 +141,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let mut job = Job {
         model: model.as_ref(),
         decoder: RowDecoder::new(schema, policy),
-        writer: OutputWriter::new(info),
+        writer: OutputWriter::new(info, model.output_fields()),
         out: BufWriter::with_capacity(1 << 16, output),
         rejects,
         input_name,
@@ -230,6 +230,10 @@ struct Job<'a> {
 struct Batch {
     rows: Vec<f64>,
     kept: Vec<Vec<(String, Box<RawValue>)>>,
+    /// The batch's input lines, back to back, and each one's line number and span: a row the model refuses
+    /// is rejected with its own line.
+    text: Vec<u8>,
+    spans: Vec<(u64, std::ops::Range<usize>)>,
     len: usize,
 }
 
@@ -239,6 +243,8 @@ impl Job<'_> {
         let mut batch = Batch {
             rows: Vec::with_capacity(self.batch_size * nf),
             kept: Vec::new(),
+            text: Vec::new(),
+            spans: Vec::new(),
             len: 0,
         };
         let mut predictions = Predictions::default();
@@ -271,6 +277,9 @@ impl Job<'_> {
                     if !self.keep.is_empty() {
                         batch.kept.push(kept_fields(&line, &self.keep));
                     }
+                    let start = batch.text.len();
+                    batch.text.extend_from_slice(&line);
+                    batch.spans.push((line_no, start..batch.text.len()));
                     batch.len += 1;
                 }
                 Err(e) => {
@@ -290,17 +299,51 @@ impl Job<'_> {
         if batch.len == 0 {
             return Ok(());
         }
-        self.model.predict_batch(&batch.rows, predictions)?;
         let none = Vec::new();
-        for i in 0..batch.len {
-            let kept = batch.kept.get(i).unwrap_or(&none);
-            self.writer
-                .write(&mut self.out, kept, predictions.get(i))
-                .context("cannot write output")?;
+        if self.model.predict_batch(&batch.rows, predictions).is_ok() {
+            for i in 0..batch.len {
+                let kept = batch.kept.get(i).unwrap_or(&none);
+                self.writer
+                    .write(
+                        &mut self.out,
+                        kept,
+                        predictions.get(i),
+                        predictions.outputs(i),
+                    )
+                    .context("cannot write output")?;
+            }
+            self.stats.scored += batch.len as u64;
+        } else {
+            // Some row cannot be scored (e.g. a PMML invalid value): score one by one, rejecting only those.
+            let nf = self.decoder.schema().len();
+            let mut one = Predictions::default();
+            for i in 0..batch.len {
+                match self
+                    .model
+                    .predict_one(&batch.rows[i * nf..(i + 1) * nf], &mut one)
+                {
+                    Ok(()) => {
+                        let kept = batch.kept.get(i).unwrap_or(&none);
+                        self.writer
+                            .write(&mut self.out, kept, one.get(0), one.outputs(0))
+                            .context("cannot write output")?;
+                        self.stats.scored += 1;
+                    }
+                    Err(e) => {
+                        let (line_no, span) = batch.spans[i].clone();
+                        let error = DecodeError {
+                            field: None,
+                            message: e.to_string(),
+                        };
+                        self.reject(line_no, &batch.text[span], &error)?;
+                    }
+                }
+            }
         }
-        self.stats.scored += batch.len as u64;
         batch.rows.clear();
         batch.kept.clear();
+        batch.text.clear();
+        batch.spans.clear();
         batch.len = 0;
         Ok(())
     }

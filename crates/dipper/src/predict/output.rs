@@ -1,9 +1,10 @@
-//! Writing one JSON object per scored event: kept input fields, `prediction` and, for classifiers,
-//! `probabilities` {label: p}. Label spellings are rendered once per model, not per row.
+//! Writing one JSON object per scored event: kept input fields, `prediction`, for classifiers `probabilities`
+//! {label: p}, and for models that report more (PMML Output fields such as reason codes) `outputs` {name: value}.
+//! Label spellings are rendered once per model, not per row.
 
 use std::io::{self, Write};
 
-use dipper_models::{ClassLabel, ModelInfo, PredictionRef};
+use dipper_models::{ClassLabel, ModelInfo, OutputValue, PredictionRef};
 use serde_json::value::RawValue;
 
 pub struct OutputWriter {
@@ -11,10 +12,12 @@ pub struct OutputWriter {
     label_values: Vec<String>,
     /// JSON of each class label as an object key, with the colon (`"0":`).
     label_keys: Vec<String>,
+    /// JSON of each extra output's name as an object key, with the colon.
+    output_keys: Vec<String>,
 }
 
 impl OutputWriter {
-    pub fn new(info: &ModelInfo) -> Self {
+    pub fn new(info: &ModelInfo, output_fields: &[String]) -> Self {
         let label_values = info
             .classes
             .iter()
@@ -34,9 +37,14 @@ impl OutputWriter {
                 )
             })
             .collect();
+        let output_keys = output_fields
+            .iter()
+            .map(|n| format!("{}:", serde_json::to_string(n).expect("strings serialise")))
+            .collect();
         OutputWriter {
             label_values,
             label_keys,
+            output_keys,
         }
     }
 
@@ -46,6 +54,7 @@ impl OutputWriter {
         w: &mut impl Write,
         kept: &[(String, Box<RawValue>)],
         p: PredictionRef<'_>,
+        outputs: &[OutputValue],
     ) -> io::Result<()> {
         w.write_all(b"{")?;
         for (name, value) in kept {
@@ -75,6 +84,21 @@ impl OutputWriter {
                 }
                 w.write_all(b"}")?;
             }
+        }
+        if !self.output_keys.is_empty() {
+            w.write_all(b",\"outputs\":{")?;
+            for (i, (key, v)) in self.output_keys.iter().zip(outputs).enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                w.write_all(key.as_bytes())?;
+                match v {
+                    OutputValue::Missing => w.write_all(b"null")?,
+                    OutputValue::Num(x) => write_f64(w, *x)?,
+                    OutputValue::Text(s) => serde_json::to_writer(&mut *w, &**s)?,
+                }
+            }
+            w.write_all(b"}")?;
         }
         w.write_all(b"}\n")
     }
