@@ -10,7 +10,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dipper_core::{MissingPolicy, RowDecoder};
-use dipper_models::{Model, Predictions};
+use dipper_models::Predictions;
 
 fn bench(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/interop/fraud_gbm_pmml");
