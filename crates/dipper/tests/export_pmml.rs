@@ -309,6 +309,48 @@ fn label_text(v: &Value) -> String {
     }
 }
 
+/// Both outputs of `dipper predict` (native model, its PMML export) agree row by row.
+fn round_trip(name: &str, native: &[Value], pmml: &[Value]) {
+    assert_eq!(native.len(), pmml.len(), "{name}: row counts");
+    for (row, (n, p)) in native.iter().zip(pmml).enumerate() {
+        match n["probabilities"].as_object() {
+            None => {
+                let (a, b) = (
+                    n["prediction"].as_f64().unwrap(),
+                    p["prediction"].as_f64().unwrap(),
+                );
+                assert!(close(a, b), "{name} row {row}: native {a} PMML {b}");
+            }
+            Some(probs) => {
+                let mut best = f64::NEG_INFINITY;
+                for (class, want) in probs {
+                    let (want, have) = (
+                        want.as_f64().unwrap(),
+                        p["probabilities"][class].as_f64().unwrap(),
+                    );
+                    assert!(
+                        close(want, have),
+                        "{name} row {row}: p({class}) native {want} PMML {have}"
+                    );
+                    best = best.max(want);
+                }
+                // Labels agree unless the best probabilities tie (then either is right).
+                let tied = probs
+                    .values()
+                    .filter(|v| close(v.as_f64().unwrap(), best))
+                    .count()
+                    > 1;
+                if !tied {
+                    assert_eq!(
+                        n["prediction"], p["prediction"],
+                        "{name} row {row}: predicted class"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The Python that runs pypmml, or `None` (after saying so) when the comparison is to be skipped.
 fn pypmml_python() -> Option<PathBuf> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -455,6 +497,24 @@ fn every_native_family_scores_the_same_in_pypmml() {
             path(&native_out),
         ]);
         assert!(o.status.success(), "{name}: predict: {}", text(&o.stderr));
+
+        // dipper's own PMML evaluator reads the export back and scores it as the native model does.
+        let back_out = d.join(format!("{name}.dipper-pmml.jsonl"));
+        let o = dipper(&[
+            "predict",
+            "--model",
+            path(&pmml),
+            "--input",
+            path(score),
+            "--output",
+            path(&back_out),
+        ]);
+        assert!(
+            o.status.success(),
+            "{name}: predict PMML: {}",
+            text(&o.stderr)
+        );
+        round_trip(&name, &read_jsonl(&native_out), &read_jsonl(&back_out));
         jobs.push((name, case.label, pmml, score.clone(), native_out));
     }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::fields::{FieldDef, Interval, Scope, Slot, Source};
+use super::fields::{FieldDef, Interval, Invalid, Scope, Slot, Source};
 use super::functions::Func;
 use super::value::{DataType, OpType, Value};
 use super::xml::El;
@@ -377,9 +377,9 @@ impl Expr {
         if func.reads_text() {
             if let Some(field) = args.iter().find_map(|a| raw_text_input(c, a)) {
                 return Err(el.unsupported(format!(
-                    "function '{name}' reads the text of input field '{field}'; dipper passes a string input as \
-                     one of the strings the model names (or as an unseen category), so text functions on raw \
-                     string inputs are not supported"
+                    "function '{name}' reads the text of input field '{field}', which does not list its valid \
+                     values; dipper passes a string input as one of the strings the model names (any other as an \
+                     unseen category), so a text function needs the field's Value elements"
                 )));
             }
         }
@@ -503,8 +503,11 @@ fn raw_text_slot(c: &Compiler<'_, '_>, slot: Slot, depth: usize) -> Option<Arc<s
         return None;
     }
     match &c.prog.sources[slot] {
-        Source::Input { .. } if c.prog.defs[slot].data_type == DataType::String => {
-            Some(c.prog.defs[slot].name.clone())
+        // A field that lists its valid values reaches functions only as one of them (any other value is
+        // invalid), unless invalid values pass as they are.
+        Source::Input { treatment, .. } if c.prog.defs[slot].data_type == DataType::String => {
+            let open = treatment.domain.valid.is_empty() || treatment.invalid == Invalid::AsIs;
+            open.then(|| c.prog.defs[slot].name.clone())
         }
         Source::Treated { from, .. } => raw_text_slot(c, *from, depth + 1),
         Source::Derived(e) => raw_text_input(c, e),

@@ -332,7 +332,7 @@ impl MiningModel {
             }
             Method::Max => {
                 // The category with the highest probability in any segment wins; its probabilities are the
-                // average over the segments that predict that category.
+                // average over the segments that give it that probability (as the standard and JPMML say).
                 let mut best = (f64::NEG_INFINITY, 0usize);
                 for (o, _) in results {
                     for (i, c) in cats.iter().enumerate() {
@@ -345,7 +345,7 @@ impl MiningModel {
                 let winners: Vec<&Outcome> = results
                     .iter()
                     .map(|r| &r.0)
-                    .filter(|o| o.predicted().equals(&cats[best.1]))
+                    .filter(|o| o.probability(&cats[best.1]) == Some(best.0))
                     .collect();
                 for o in &winners {
                     for (i, c) in cats.iter().enumerate() {

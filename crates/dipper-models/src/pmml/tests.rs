@@ -195,3 +195,48 @@ fn a_missing_value_under_null_prediction_is_a_row_error_not_a_guess() {
         .to_string();
     assert!(e.contains("no prediction"), "{e}");
 }
+
+#[test]
+fn text_functions_on_an_open_string_input_are_refused() {
+    let model = |values: &str| {
+        format!(
+            r#"<?xml version="1.0"?>
+<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4">
+  <DataDictionary>
+    <DataField name="s" optype="categorical" dataType="string">{values}</DataField>
+    <DataField name="y" optype="continuous" dataType="double"/>
+  </DataDictionary>
+  <RegressionModel functionName="regression">
+    <MiningSchema><MiningField name="s"/><MiningField name="y" usageType="target"/></MiningSchema>
+    <LocalTransformations>
+      <DerivedField name="u" optype="categorical" dataType="string">
+        <Apply function="uppercase"><FieldRef field="s"/></Apply>
+      </DerivedField>
+    </LocalTransformations>
+    <RegressionTable intercept="1"><CategoricalPredictor name="u" value="A" coefficient="2"/></RegressionTable>
+  </RegressionModel>
+</PMML>"#
+        )
+    };
+    let e = load_text(&model("")).unwrap_err().to_string();
+    assert!(
+        e.contains("line 11 <Apply>")
+            && e.contains("'uppercase' reads the text of input field 's'"),
+        "{e}"
+    );
+    // With its values declared, every string the function can see is known: "a" scores as "A".
+    let m = load_text(&model(r#"<Value value="a"/><Value value="b"/>"#)).unwrap();
+    let mut dec =
+        dipper_core::RowDecoder::new(m.info().features.clone(), dipper_core::MissingPolicy::Allow);
+    let mut row = [0.0];
+    let mut out = Predictions::default();
+    dec.decode_json(br#"{"s": "a"}"#, &mut row).unwrap();
+    m.predict_one(&row, &mut out).unwrap();
+    assert_eq!(out.values(), [3.0]);
+    dec.decode_json(br#"{"s": "zzz"}"#, &mut row).unwrap();
+    let e = m.predict_one(&row, &mut out).unwrap_err().to_string();
+    assert!(
+        e.contains("field 's'") && e.contains("not a valid value"),
+        "{e}"
+    );
+}
