@@ -50,7 +50,8 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    // One input missing in every row: the interpreter walks all 50 trees.
+    // One input missing in every row: the interpreter scores it (and under nullPrediction, a tree that tests the
+    // missing field ends the row with no prediction).
     let mut gappy = rows.clone();
     for row in gappy.chunks_exact_mut(nf) {
         row[nf - 1] = f64::NAN;
