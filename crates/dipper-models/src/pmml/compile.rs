@@ -227,9 +227,6 @@ fn link(
         Some((split, child_on_yes)) => set_branch(out, split, !child_on_yes, at),
         None => *first = first.or(Some(at)),
     }
-    if first.is_none() {
-        *first = Some(at);
-    }
 }
 
 fn set_branch(out: &mut [BuildNode], split: usize, yes: bool, at: usize) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::fields::{FieldDef, Interval, Invalid, Scope, Slot, Source};
 use super::functions::Func;
-use super::value::{DataType, OpType, Value};
+use super::value::{loose_constant, DataType, OpType, Value};
 use super::xml::El;
 use super::{Compiler, EvalError};
 use crate::ModelError;
@@ -161,12 +161,10 @@ impl Expr {
                 if el.boolean("missing", false)? {
                     Expr::Constant(Value::Missing)
                 } else {
-                    let ty = match el.attr("dataType") {
-                        Some(_) => DataType::of(el, None)?,
-                        None if super::xml::parse_f64(text).is_some() => DataType::Double,
-                        None => DataType::String,
-                    };
-                    Expr::Constant(ty.parse_at(el, "content", text)?)
+                    Expr::Constant(match el.attr("dataType") {
+                        Some(_) => DataType::of(el, None)?.parse_at(el, "content", text)?,
+                        None => loose_constant(text),
+                    })
                 }
             }
             "FieldRef" => {
@@ -307,14 +305,10 @@ impl Expr {
         let arg_els: Vec<El> = el.children().filter(|a| is_expression(a.tag())).collect();
         let map_missing = el
             .attr("mapMissingTo")
-            .map(|t| Value::Str(Arc::from(t)))
-            .map(|v| DataType::Double.convert(v.clone()).unwrap_or(v))
-            .unwrap_or(Value::Missing);
+            .map_or(Value::Missing, loose_constant);
         let default = el
             .attr("defaultValue")
-            .map(|t| Value::Str(Arc::from(t)))
-            .map(|v| DataType::Double.convert(v.clone()).unwrap_or(v))
-            .unwrap_or(Value::Missing);
+            .map_or(Value::Missing, loose_constant);
         let on_invalid = match el.choice(
             "invalidValueTreatment",
             &["returnInvalid", "asIs", "asMissing"],

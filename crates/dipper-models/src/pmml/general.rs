@@ -187,22 +187,12 @@ impl GeneralRegressionModel {
             Some(t) => Some(header.label(el, "targetReferenceCategory", t)?),
             None => None,
         };
-        let mut categories = header
-            .target
-            .as_ref()
-            .map(|t| t.categories.clone())
-            .unwrap_or_default();
-        if categories.is_empty() {
-            for v in betas
+        let categories = header.categories_or(
+            betas
                 .iter()
                 .filter_map(|b| b.0.clone())
-                .chain(reference.clone())
-            {
-                if !categories.iter().any(|c: &Value| c.equals(&v)) {
-                    categories.push(v);
-                }
-            }
-        }
+                .chain(reference.clone()),
+        );
         if header.function == Function::Classification {
             match model_type {
                 ModelType::Linear => {

@@ -144,20 +144,7 @@ impl MiningModel {
         if segments.is_empty() {
             return Err(seg_el.err("a Segmentation needs at least one Segment"));
         }
-        let categories = match &header.target {
-            Some(t) if !t.categories.is_empty() => t.categories.clone(),
-            _ => {
-                let mut out: Vec<Value> = Vec::new();
-                for s in &segments {
-                    for v in s.model.categories() {
-                        if !out.iter().any(|o| o.equals(&v)) {
-                            out.push(v);
-                        }
-                    }
-                }
-                out
-            }
-        };
+        let categories = header.categories_or(segments.iter().flat_map(|s| s.model.categories()));
         let fast = if missing == MissingSegment::ReturnMissing {
             FastEnsemble::try_compile(method, &segments, header.function, &categories)
         } else {

@@ -74,6 +74,14 @@ impl Header {
             .map_or(DataType::String, |t| t.data_type)
     }
 
+    /// The target's categories, or when it lists none, the distinct `found` in the model (in first-seen order).
+    pub fn categories_or(&self, found: impl IntoIterator<Item = Value>) -> Vec<Value> {
+        match &self.target {
+            Some(t) if !t.categories.is_empty() => t.categories.clone(),
+            _ => super::value::distinct(found),
+        }
+    }
+
     /// Parses a category label written in the model (a targetCategory, a score).
     pub fn label(&self, el: &El, attr: &str, text: &str) -> Result<Value, ModelError> {
         self.label_type().parse_at(el, attr, text)

@@ -56,16 +56,16 @@ impl Outcome {
 
     /// A classification outcome from probabilities: the label is the most probable category (the first on ties).
     pub fn class(probs: Vec<(Value, f64)>) -> Outcome {
-        let mut best: Option<&(Value, f64)> = None;
-        for p in &probs {
-            if best.is_none_or(|b| p.1 > b.1) {
-                best = Some(p);
+        let mut best: Option<usize> = None;
+        for (i, p) in probs.iter().enumerate() {
+            if best.is_none_or(|b| p.1 > probs[b].1) {
+                best = Some(i);
             }
         }
         let kind = match best {
-            Some((label, p)) if !p.is_nan() => OutcomeKind::Class {
-                label: label.clone(),
-                probs: probs.clone(),
+            Some(b) if !probs[b].1.is_nan() => OutcomeKind::Class {
+                label: probs[b].0.clone(),
+                probs,
             },
             _ => OutcomeKind::Missing,
         };

@@ -219,21 +219,11 @@ impl SvmModel {
         if machines.is_empty() {
             return Err(el.err("no SupportVectorMachine"));
         }
-        let mut categories = header
-            .target
-            .as_ref()
-            .map(|t| t.categories.clone())
-            .unwrap_or_default();
-        if categories.is_empty() {
-            for v in machines
+        let categories = header.categories_or(
+            machines
                 .iter()
-                .flat_map(|m| m.target.iter().chain(m.alternate.iter()))
-            {
-                if !categories.iter().any(|c: &Value| c.equals(v)) {
-                    categories.push(v.clone());
-                }
-            }
-        }
+                .flat_map(|m| m.target.iter().chain(m.alternate.iter()).cloned()),
+        );
         if header.function == Function::Classification {
             let binary = machines.len() == 1 && machines[0].alternate.is_some();
             if machines.iter().any(|m| m.target.is_none())

@@ -169,15 +169,11 @@ impl TreeModel {
 
     /// The categories the tree's distributions and scores name, in first-seen order.
     pub fn categories(&self) -> Vec<Value> {
-        let mut out: Vec<Value> = Vec::new();
-        for n in &self.nodes {
-            for v in n.probs.iter().map(|p| &p.0).chain(n.score.as_ref()) {
-                if !out.iter().any(|o| o.equals(v)) {
-                    out.push(v.clone());
-                }
-            }
-        }
-        out
+        super::value::distinct(
+            self.nodes
+                .iter()
+                .flat_map(|n| n.probs.iter().map(|p| p.0.clone()).chain(n.score.clone())),
+        )
     }
 
     /// A node's own prediction.

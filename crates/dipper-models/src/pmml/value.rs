@@ -81,6 +81,23 @@ impl Value {
     }
 }
 
+/// The distinct values of `values`, in first-seen order (category lists are short: a linear scan).
+pub(crate) fn distinct(values: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for v in values {
+        if !out.iter().any(|o| o.equals(&v)) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// A constant written without a type (an untyped `Constant`, Apply's `mapMissingTo`/`defaultValue`): a number
+/// if it reads as one, else a string.
+pub(crate) fn loose_constant(text: &str) -> Value {
+    parse_f64(text).map_or_else(|| Value::Str(Arc::from(text)), Value::Num)
+}
+
 /// Formats a number as PMML and Java print it: integral values without a fraction.
 pub(crate) fn format_num(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
