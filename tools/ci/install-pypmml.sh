@@ -28,10 +28,12 @@ fi
 
 echo "install-pypmml: ${have:+replacing pypmml $have: }installing pypmml $version into $venv"
 if [ ! -x "$python" ]; then
-  python3 -m venv "$venv" || {
-    echo "install-pypmml: python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2
-    exit 1
-  }
+  # A fresh Debian has python3 without venv/ensurepip (package python3-venv), or no python3 at all.
+  if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    echo "install-pypmml: installing python3 and python3-venv"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv
+  fi
+  python3 -m venv "$venv"
 fi
 "$python" -m pip install --quiet --disable-pip-version-check "pypmml==$version"
 have=$("$python" -c 'import pypmml; print(pypmml.__version__)')
